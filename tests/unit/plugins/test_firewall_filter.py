@@ -1,0 +1,88 @@
+"""The firewall matrix filter: rules per host, audiences by CIDR and group, and bad entries named."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.analytics.platform.plugins.filter.firewall import address_allowed, firewall_rules
+
+AUDIENCES = {
+    "public": {"cidrs": ["0.0.0.0/0", "::/0"]},
+    "internal": {"cidrs": ["10.0.1.0/24", "10.0.2.0/24"]},
+    "admin": {"cidrs": ["192.0.2.10/32"]},
+    "load_balancer": {"groups": ["nginx"]},
+}
+MATRIX = {
+    "ssh": {"group": "all", "ports": [22], "audience": "admin"},
+    "analytics_api": {"group": "analytics_api", "ports": [3001], "audience": "load_balancer"},
+    "nginx": {"group": "nginx", "ports": [443, 80], "audience": "public"},
+    "postgresql": {"group": "postgresql", "ports": [5432], "audience": ["internal", "admin"]},
+}
+GROUPS = {"all": ["api1", "lb1", "db1"], "analytics_api": ["api1"], "nginx": ["lb1"], "postgresql": ["db1"]}
+HOSTVARS = {
+    "api1": {"ansible_host": "10.0.1.5"},
+    "lb1": {"ansible_host": "lb1.example", "ansible_facts": {"default_ipv4": {"address": "10.0.2.9"}}},
+    "db1": {"ansible_host": "10.0.2.7", "firewall_address": "10.0.2.8"},
+}
+
+
+def rules_for(host, matrix=MATRIX, audiences=AUDIENCES):
+    return {r["service"]: r for r in firewall_rules(matrix, audiences, GROUPS, HOSTVARS, host)}
+
+
+def test_host_gets_only_its_groups_entries():
+    assert set(rules_for("api1")) == {"ssh", "analytics_api"}
+    assert set(rules_for("lb1")) == {"ssh", "nginx"}
+    assert set(rules_for("db1")) == {"ssh", "postgresql"}
+
+
+def test_group_audience_resolves_to_host_addresses_from_facts_when_ansible_host_is_a_name():
+    assert rules_for("api1")["analytics_api"]["v4"] == ["10.0.2.9/32"]
+
+
+def test_public_audience_matches_any_source():
+    nginx = rules_for("lb1")["nginx"]
+    assert nginx["any"] is True and nginx["ports"] == [80, 443]
+
+
+def test_several_audiences_are_merged():
+    pg = rules_for("db1")["postgresql"]
+    assert pg["v4"] == ["10.0.1.0/24", "10.0.2.0/24", "192.0.2.10/32"]
+
+
+def test_address_allowed():
+    rules = firewall_rules(MATRIX, AUDIENCES, GROUPS, HOSTVARS, "db1")
+    assert address_allowed(rules, "192.0.2.10", 22)
+    assert not address_allowed(rules, "10.0.1.4", 22)
+    assert address_allowed(rules, "10.0.1.4", 5432)
+    assert not address_allowed(rules, "203.0.113.1", 5432)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"group": "all", "ports": [70000], "audience": "admin"}, "firewall_matrix.bad: port 70000 is out of range"),
+        ({"group": "all", "ports": [0], "audience": "admin"}, "firewall_matrix.bad: port 0 is out of range"),
+        ({"group": "all", "ports": ["22"], "audience": "admin"}, "firewall_matrix.bad: port '22' is out of range"),
+        ({"group": "all", "ports": [22], "audience": "partners"}, "audience 'partners' is unknown"),
+        ({"group": "all", "ports": [22], "audience": "admin", "proto": "icmp"}, "proto 'icmp' is not one of"),
+        ({"group": "all", "ports": [22]}, "firewall_matrix.bad: 'audience' is missing"),
+        ({"group": "all", "ports": [22], "audience": "admin", "port": 1}, "unknown key(s) port"),
+    ],
+)
+def test_bad_entries_are_named(entry, message):
+    with pytest.raises(AnsibleFilterError, match=None) as e:
+        rules_for("db1", matrix=dict(MATRIX, bad=entry))
+    assert message in str(e.value)
+
+
+def test_bad_audience_cidr_is_named():
+    audiences = dict(AUDIENCES, internal={"cidrs": ["10.0.1.0/33"]})
+    with pytest.raises(AnsibleFilterError) as e:
+        rules_for("db1", audiences=audiences)
+    assert "firewall_audiences.internal.cidrs: '10.0.1.0/33'" in str(e.value)
+
+
+def test_host_without_address_is_named():
+    hostvars = dict(HOSTVARS, lb1={"ansible_host": "lb1.example"})
+    with pytest.raises(AnsibleFilterError) as e:
+        firewall_rules(MATRIX, AUDIENCES, GROUPS, hostvars, "api1")
+    assert "cannot find an IP address for host 'lb1'" in str(e.value)

@@ -1,0 +1,55 @@
+"""Every role's interface is consistent: defaults/main.yml and meta/argument_specs.yml mirror each other key for key,
+public variables carry the role's name, and the README's variables table is generated from the specs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
+
+
+def load(path):
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def test_there_are_roles():
+    assert ROLES, "no roles found"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_defaults_and_argument_specs_mirror_each_other(role):
+    defaults = load(role / "defaults" / "main.yml")
+    spec = load(role / "meta" / "argument_specs.yml")
+    options = spec["argument_specs"]["main"]["options"]
+    public_defaults = {k for k in defaults if not k.startswith("__")}
+    required = {k for k, v in options.items() if v.get("required")}
+    assert public_defaults - set(options) == set(), "in defaults/main.yml but not in argument_specs"
+    assert set(options) - public_defaults - required == set(), "in argument_specs but not in defaults/main.yml"
+    assert required & public_defaults == set(), "required options must not have defaults"
+    for name, opt in options.items():
+        assert name.startswith(role.name + "_"), f"{name} is not prefixed with {role.name}_"
+        assert opt.get("description"), f"{name} has no description"
+        assert opt.get("type"), f"{name} has no type"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_default_types_match_specs(role):
+    defaults = load(role / "defaults" / "main.yml")
+    options = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    pytypes = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "path": str, "raw": object}
+    for name, value in defaults.items():
+        if name.startswith("__") or value is None or (isinstance(value, str) and "{{" in value):
+            continue
+        want = pytypes[options[name]["type"]]
+        assert isinstance(value, want), f"{name}: default {value!r} is not a {options[name]['type']}"
+        if "choices" in options[name]:
+            assert value in options[name]["choices"], f"{name}: default {value!r} not in choices"
+
+
+def test_readme_variable_tables_are_current():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "role_docs.py"), "--check"], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
