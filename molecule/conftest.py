@@ -55,8 +55,11 @@ def ansible_playbook(playbook: str | Path, *args: str, check: bool = False) -> s
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "collections"))
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"  # one line per result: messages are not folded
     cmd = ["ansible-playbook", "-i", inventory_dir(), str(playbook), *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=check, timeout=900)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=check, timeout=900)
+    r.output = " ".join((r.stdout + r.stderr).split())  # whitespace-normalised, for message checks
+    return r
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +78,16 @@ def lab_secret(name: str) -> str:
 
 def lab_ca() -> str:
     return str(ephemeral_dir() / "pki" / "ca.crt")
+
+
+def ansible_module(module: str, args: dict) -> dict:
+    """Run one module on the controller (as the roles' admin tasks do) and return its JSON result."""
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "collections"))
+    env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
+    cmd = ["ansible", "localhost", "-i", inventory_dir(), "-m", module, "-a", json.dumps(args)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    start = r.stdout.find("\n{")  # other callbacks (task timing) may print before the JSON document
+    out, _ = json.JSONDecoder().raw_decode(r.stdout[start + 1 :] if start >= 0 else r.stdout)
+    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]

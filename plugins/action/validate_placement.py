@@ -33,7 +33,7 @@ def role_default(role: str, var: str):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("required_groups", "fail_on_warnings"))
+    _VALID_ARGS = frozenset(("required_groups", "components", "fail_on_warnings"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -61,6 +61,8 @@ class ActionModule(ActionBase):
             params["minio_drives_per_node"] = len(drives)
         if args.get("required_groups") is not None:
             params["required_groups"] = list(args["required_groups"])
+        if args.get("components") is not None:
+            params["components"] = list(args["components"])
 
         report = check_placement(groups, zone_of, params)
         for w in report.warnings:

@@ -29,6 +29,8 @@ OPTIONAL_GROUPS = (
     "bento",
 )
 SEAWEEDFS_REPLICATION_RE = re.compile(r"^[0-9]{3}$")
+# Rule sets that can be checked on their own (a role checks only its own component).
+COMPONENTS = ("kafka", "postgresql", "object_store", "edge", "services")
 
 
 @dataclass
@@ -61,7 +63,7 @@ def check_placement(groups: dict, zone_of: dict, params: dict | None = None) -> 
     params: effective settings that the rules depend on:
       kafka_replication_factor (3), kafka_min_insync_replicas (2), kafka_controllers (list of hosts; default all
       kafka hosts), seaweedfs_replication ("100"), minio_drives_per_node (1), object_store ("auto"),
-      components (list of group names to check; default: every platform group present).
+      required_groups (groups that must have hosts), components (rule sets to apply; default all of COMPONENTS).
     """
     p = {
         "kafka_replication_factor": 3,
@@ -70,11 +72,17 @@ def check_placement(groups: dict, zone_of: dict, params: dict | None = None) -> 
         "seaweedfs_replication": "100",
         "minio_drives_per_node": 1,
         "required_groups": list(REQUIRED_GROUPS),
+        "components": list(COMPONENTS),
     }
     p.update({k: v for k, v in (params or {}).items() if v is not None})
     r = PlacementReport()
 
-    platform_groups = [g for g in (*REQUIRED_GROUPS, *OPTIONAL_GROUPS) if groups.get(g)]
+    unknown = sorted(set(p["components"]) - set(COMPONENTS))
+    if unknown:
+        r.errors.append(f"unknown placement component(s) {', '.join(unknown)}: use {', '.join(COMPONENTS)}")
+        return r
+    platform_groups = [g for g in (*REQUIRED_GROUPS, *OPTIONAL_GROUPS, *p["required_groups"]) if groups.get(g)]
+    platform_groups = list(dict.fromkeys(platform_groups))
     for g in p["required_groups"]:
         if not groups.get(g):
             r.errors.append(f"group '{g}' is missing or empty: the platform needs at least one host in it")
@@ -90,15 +98,22 @@ def check_placement(groups: dict, zone_of: dict, params: dict | None = None) -> 
     r.zones = {z: sorted(h for h in platform_hosts if zone_of[h] == z) for z in all_zones}
     if len(all_zones) < 2:
         r.errors.append(f"all platform hosts are in one zone ({_fmt(all_zones)}): losing it loses everything")
-    elif len(all_zones) < 3:
+    elif len(all_zones) < 3 and {"kafka", "object_store"} & set(p["components"]):
         r.warnings.append(
             f"only two zones ({_fmt(all_zones)}): Kafka and the object store need three to survive a loss"
         )
 
-    _check_kafka(groups, zone_of, p, r)
-    _check_postgresql(groups, zone_of, r)
-    _check_object_store(groups, zone_of, p, r)
-    _check_edge(groups, zone_of, r)
+    comps = set(p["components"])
+    if "kafka" in comps:
+        _check_kafka(groups, zone_of, p, r)
+    if "postgresql" in comps:
+        _check_postgresql(groups, zone_of, r)
+    if "object_store" in comps:
+        _check_object_store(groups, zone_of, p, r)
+    if "edge" in comps:
+        _check_edge(groups, zone_of, r)
+    if "services" not in comps:
+        return r
     for g in ("pg_sink", "delta_writer", "delta_dashboard", "grafana", "monitoring", "bento"):
         hosts = groups.get(g) or []
         if hosts and len(_zones_of(hosts, zone_of)) == 1:

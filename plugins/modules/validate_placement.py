@@ -24,6 +24,13 @@ options:
       - Defaults to the groups of a whole platform (kafka, postgresql_primary, analytics_api, nginx, monitoring).
     type: list
     elements: str
+  components:
+    description:
+      - Rule sets to check; a role checks only its own.
+      - By default every rule set (kafka, postgresql, object_store, edge, services).
+    type: list
+    elements: str
+    choices: [kafka, postgresql, object_store, edge, services]
   fail_on_warnings:
     description: Treat single points of failure as errors.
     type: bool

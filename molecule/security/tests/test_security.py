@@ -193,6 +193,6 @@ def test_bad_input_fails_before_changes(scenario_dir, sec_a, extra, message):
     before = sec_a.run("nft list ruleset").stdout
     r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra)
     assert r.returncode != 0
-    assert message in r.stdout + r.stderr
+    assert message in r.output
     assert "changed=0" in r.stdout or "PLAY RECAP" not in r.stdout
     assert sec_a.run("nft list ruleset").stdout == before

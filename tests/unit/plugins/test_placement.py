@@ -141,3 +141,15 @@ def test_everything_in_one_zone():
     zones = dict.fromkeys(ZONES, "zone-a")
     r = check_placement(LAB, zones)
     assert any("all platform hosts are in one zone" in e for e in r.errors)
+
+
+def test_components_limit_the_rules():
+    zones = dict(ZONES, **{"store-b": "zone-a"})  # replica in the primary's zone: a postgresql error
+    r = check_placement(LAB, zones, {"components": ["kafka"], "required_groups": ["kafka"]})
+    assert r.ok, r.errors
+    assert r.warnings == []
+
+
+def test_unknown_component_is_named():
+    r = check_placement(LAB, ZONES, {"components": ["kafak"]})
+    assert r.errors == ["unknown placement component(s) kafak: use kafka, postgresql, object_store, edge, services"]

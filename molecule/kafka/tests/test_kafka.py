@@ -1,0 +1,380 @@
+"""Kafka across three zones, verified against the running cluster from the controller (as a client would)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from conftest import address, ansible_module, ansible_playbook, lab_ca, lab_host, lab_secret
+
+NODES = ["kafka-1", "kafka-2", "kafka-3"]
+ZONES = {"kafka-1": "zone-a", "kafka-2": "zone-b", "kafka-3": "zone-c"}
+TOPIC = "analytics-events"
+
+
+def bootstrap():
+    return ",".join(f"{address(n)}:9092" for n in NODES)
+
+
+def conf(user, password, **extra):
+    c = {
+        "bootstrap.servers": bootstrap(),
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": user,
+        "sasl.password": password,
+        "ssl.ca.location": lab_ca(),
+    }
+    c.update(extra)
+    return c
+
+
+def admin_conf():
+    return conf("admin", lab_secret("kafka_admin"))
+
+
+def api_conf(**extra):
+    return conf("analytics-api", lab_secret("kafka_analytics_api"), **extra)
+
+
+def produce(cfg, messages, topic=TOPIC):
+    """Produce and wait; returns the delivery errors."""
+    errors = []
+    p = Producer(cfg)
+    for key, value in messages:
+        p.produce(topic, key=key, value=value, on_delivery=lambda err, _msg: errors.append(err) if err else None)
+        p.poll(0)
+    remaining = p.flush(60)
+    assert remaining == 0, f"{remaining} messages were never delivered"
+    return errors
+
+
+def consume_all(cfg, marker, expected, timeout=90):
+    """Read the topic from the start until `expected` messages carrying `marker` are seen (or the time is up)."""
+    c = Consumer(dict(cfg, **{"group.id": f"verify-{uuid.uuid4()}", "auto.offset.reset": "earliest"}))
+    c.subscribe([TOPIC])
+    seen = []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and len(seen) < expected:
+            msg = c.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            body = json.loads(msg.value())
+            if body.get("run") == marker:
+                seen.append(body["seq"])
+    finally:
+        c.close()
+    return seen
+
+
+def under_replicated(admin):
+    md = admin.list_topics(timeout=15)
+    return sum(
+        1 for t in md.topics.values() for p in t.partitions.values() if len(p.isrs) < len(p.replicas)
+    )  # fmt: skip
+
+
+# --- the cluster ----------------------------------------------------------------------------------------------------
+def test_brokers_carry_their_zone_as_rack():
+    admin = AdminClient(admin_conf())
+    cluster = admin.describe_cluster().result(timeout=30)
+    racks = {n.host: n.rack for n in cluster.nodes}
+    assert racks == {address(n): ZONES[n] for n in NODES}
+
+
+def test_events_topic_settings():
+    admin = AdminClient(admin_conf())
+    md = admin.list_topics(TOPIC, timeout=15).topics[TOPIC]
+    assert len(md.partitions) == 10
+    assert {len(p.replicas) for p in md.partitions.values()} == {3}
+    # Every partition's replicas span the three zones (rack-aware placement).
+    broker_zone = {n.id: n.rack for n in admin.describe_cluster().result(timeout=30).nodes}
+    assert all({broker_zone[r] for r in p.replicas} == set(ZONES.values()) for p in md.partitions.values())
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    res = ConfigResource(ResourceType.TOPIC, TOPIC)
+    cfg = {k: v.value for k, v in admin.describe_configs([res])[res].result(timeout=15).items()}
+    assert cfg["min.insync.replicas"] == "2"
+    assert cfg["retention.ms"] == str(168 * 3600 * 1000)
+    assert cfg["segment.bytes"] == str(1024**3)
+    assert cfg["compression.type"] == "lz4"
+    assert cfg["unclean.leader.election.enable"] == "false"
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_node_runs_hardened_without_secrets_in_arguments(name):
+    host = lab_host(name)
+    svc = host.run("systemctl show kafka -p NoNewPrivileges -p ProtectSystem -p LimitNOFILE -p User").stdout
+    assert "NoNewPrivileges=yes" in svc
+    assert "ProtectSystem=strict" in svc
+    assert "LimitNOFILE=100000" in svc
+    assert "User=kafka" in svc
+    cmdline = host.run("cat /proc/$(systemctl show -p MainPID --value kafka)/cmdline | tr '\\0' ' '").stdout
+    assert "kafka.Kafka" in cmdline
+    assert lab_secret("kafka_admin") not in cmdline
+    # Only SSH, the SASL_SSL client port and the controller port listen; nothing in plain text.
+    listening = host.run("ss -Hltn | awk '$4 !~ /^127\\./ {print $4}' | sed 's/.*://' | sort -u").stdout.split()
+    assert sorted(listening) == ["22", "9092", "9093"]
+    props = host.file("/etc/kafka/server.properties")
+    assert props.mode == 0o640 and props.group == "kafka"
+    assert "PLAINTEXT://" not in props.content_string
+    assert "allow.everyone.if.no.acl.found=false" in props.content_string
+
+
+# --- security -------------------------------------------------------------------------------------------------------
+def test_produce_and_consume_over_sasl_ssl_with_service_users():
+    marker = str(uuid.uuid4())
+    msgs = [(str(i).encode(), json.dumps({"run": marker, "seq": i}).encode()) for i in range(50)]
+    assert produce(api_conf(**{"acks": "all", "enable.idempotence": True}), msgs) == []
+    sink = conf("pg-sink", lab_secret("kafka_pg_sink"), **{"group.id": "pg-sink", "auto.offset.reset": "earliest"})
+    c = Consumer(dict(sink, **{"enable.auto.commit": False}))
+    c.subscribe([TOPIC])
+    seen = set()
+    deadline = time.time() + 60
+    while time.time() < deadline and len(seen) < 50:
+        msg = c.poll(1.0)
+        if msg is not None and not msg.error():
+            body = json.loads(msg.value())
+            if body.get("run") == marker:
+                seen.add(body["seq"])
+    c.close()
+    assert seen == set(range(50))
+
+
+def test_plaintext_connection_fails():
+    admin = AdminClient({"bootstrap.servers": bootstrap(), "security.protocol": "PLAINTEXT", "socket.timeout.ms": 5000})
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=10)
+
+
+class LogLines:
+    def __init__(self):
+        self.lines = []
+
+    def log(self, _level, fmt, *args):
+        self.lines.append(fmt % args if args else fmt)
+
+
+def test_wrong_password_fails():
+    logs = LogLines()
+    admin = AdminClient(conf("analytics-api", "not-the-password", logger=logs))
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=10)
+    admin.poll(1)  # serves the queued log lines
+    assert any("Authentication failed" in line for line in logs.lines), logs.lines
+
+
+def test_user_without_acl_cannot_write():
+    """pg-sink may read analytics-events but not write it."""
+    errors = produce(conf("pg-sink", lab_secret("kafka_pg_sink")), [(b"k", b"{}")])
+    assert errors and errors[0].name() == "TOPIC_AUTHORIZATION_FAILED"
+
+
+def test_transactions_only_for_the_api_and_its_prefix():
+    ok = Producer(api_conf(**{"transactional.id": f"analytics-api-verify-{uuid.uuid4()}"}))
+    ok.init_transactions(30)
+    ok.begin_transaction()
+    ok.produce(TOPIC, json.dumps({"run": "tx", "seq": 0}).encode())
+    ok.commit_transaction(30)
+    for user, secret, tx_id in [
+        ("analytics-api", "kafka_analytics_api", "someone-else-1"),
+        ("pg-sink", "kafka_pg_sink", "analytics-api-sneaky"),
+    ]:
+        denied = Producer(conf(user, lab_secret(secret), **{"transactional.id": tx_id}))
+        with pytest.raises(KafkaException) as e:
+            denied.init_transactions(30)
+        assert "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" in str(e.value)
+
+
+def test_service_user_cannot_read_another_services_group():
+    c = Consumer(conf("pg-sink", lab_secret("kafka_pg_sink"), **{"group.id": "delta-writer"}))
+    c.subscribe([TOPIC])
+    error = None
+    deadline = time.time() + 30
+    while time.time() < deadline and error is None:
+        msg = c.poll(1.0)
+        if msg is not None and msg.error():
+            error = msg.error()
+    c.close()
+    assert error is not None and error.name() == "GROUP_AUTHORIZATION_FAILED"
+
+
+# --- the user module, live: create, rotate only when needed, remove ----------------------------------------------
+def admin_args(**kw):
+    return dict(
+        bootstrap_servers=[f"{address(n)}:9092" for n in NODES],
+        login_user="admin",
+        login_password=lab_secret("kafka_admin"),
+        ca_path=lab_ca(),
+        **kw,
+    )
+
+
+def can_log_in(user, password):
+    try:
+        AdminClient(conf(user, password)).list_topics(timeout=10)
+        return True
+    except KafkaException:
+        return False
+
+
+def test_kafka_user_rotates_only_when_the_password_changed():
+    old, new = lab_secret("kafka_bento"), "rotated-" + uuid.uuid4().hex
+    try:
+        first = ansible_module("analytics.platform.kafka_user", admin_args(name="bento", password=new))
+        assert first["changed"] and first["user"]["action"] == "rotated", first
+        again = ansible_module("analytics.platform.kafka_user", admin_args(name="bento", password=new))
+        assert again["changed"] is False, again
+        assert can_log_in("bento", new)
+        assert not can_log_in("bento", old)
+    finally:
+        back = ansible_module("analytics.platform.kafka_user", admin_args(name="bento", password=old))
+    assert back["changed"] and can_log_in("bento", old)
+
+
+def test_kafka_user_create_and_remove():
+    password = uuid.uuid4().hex * 2
+    ansible_module("analytics.platform.kafka_user", admin_args(name="verify-temp", state="absent"))  # a clean start
+    created = ansible_module("analytics.platform.kafka_user", admin_args(name="verify-temp", password=password))
+    assert created["changed"] and created["user"]["action"] == "created"
+    assert can_log_in("verify-temp", password)
+    removed = ansible_module("analytics.platform.kafka_user", admin_args(name="verify-temp", state="absent"))
+    assert removed["changed"]
+    assert not can_log_in("verify-temp", password)
+
+
+# --- bad input: refused before any broker is touched ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{"kafka_default_replication_factor": 4}', "at least kafka_default_replication_factor (4) brokers"),
+        ('{"kafka_client_passwords": {}}', "kafka_client_passwords['analytics-api'] is missing"),
+        ('{"zone": "zone-a"}', "breaks the KRaft quorum"),
+        ('{"kafka_artifact_checksum": "sha256:' + "0" * 64 + '"}', "is missing or its sha256"),
+    ],
+)
+def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
+    before = lab_host("kafka-1").run("systemctl show -p ActiveEnterTimestamp kafka").stdout
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra)
+    assert r.returncode != 0
+    assert message in r.output
+    assert lab_host("kafka-1").run("systemctl show -p ActiveEnterTimestamp kafka").stdout == before
+
+
+def test_partition_decrease_is_refused_and_changes_nothing(scenario_dir):
+    topics = json.dumps({"kafka_topics": [{"name": TOPIC, "partitions": 5, "replication_factor": 3}]})
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", topics)
+    assert r.returncode != 0
+    assert f"refusing to decrease the partitions of topic '{TOPIC}' from 10 to 5" in r.output
+    assert len(AdminClient(admin_conf()).list_topics(TOPIC, timeout=15).topics[TOPIC].partitions) == 10
+
+
+# --- day 2: the rolling restart keeps the cluster writable and restarts one node at a time --------------------------
+def test_rolling_restart_one_node_at_a_time_under_load():
+    root = Path(__file__).resolve().parents[3]
+    before = {n: lab_host(n).run("systemctl show -p ActiveEnterTimestampMonotonic --value kafka").stdout for n in NODES}
+    admin = AdminClient(admin_conf())
+    fewest, stop = [3], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            # A metadata request can time out while a broker goes down: that sample is skipped.
+            with contextlib.suppress(Exception):
+                fewest[0] = min(fewest[0], len(admin.describe_cluster().result(timeout=10).nodes))
+            time.sleep(0.5)
+
+    marker = str(uuid.uuid4())
+    producer = Producer(api_conf(**{"acks": "all", "enable.idempotence": True, "message.timeout.ms": 120000}))
+    errors, delivered = [], []
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    play = threading.Thread(
+        target=lambda: delivered.append(ansible_playbook(root / "playbooks" / "kafka_rolling_restart.yml")),
+        daemon=True,
+    )
+    play.start()
+    seq = 0
+    while play.is_alive():
+        body = json.dumps({"run": marker, "seq": seq}).encode()
+        producer.produce(TOPIC, value=body, on_delivery=lambda err, _m: errors.append(err) if err else None)
+        producer.poll(0.05)
+        seq += 1
+    stop.set()
+    result = delivered[0]
+    assert result.returncode == 0, result.output[-2000:]
+    assert producer.flush(120) == 0
+    assert errors == []
+    assert fewest[0] >= 2, "more than one broker was down at once"
+    after = {n: lab_host(n).run("systemctl show -p ActiveEnterTimestampMonotonic --value kafka").stdout for n in NODES}
+    assert all(after[n] != before[n] for n in NODES), "every node was restarted"
+    assert under_replicated(admin) == 0
+    assert len(consume_all(admin_conf(), marker, seq)) == seq
+
+
+# --- durability under the loss of a zone (last: it stops and restarts a broker) -------------------------------------
+def test_zone_loss_loses_and_duplicates_nothing():
+    marker = str(uuid.uuid4())
+    total = 10_000
+    cfg = api_conf(**{"acks": "all", "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 120000})
+    producer = Producer(cfg)
+    errors, delivered = [], []
+
+    def on_delivery(err, msg):
+        (errors if err else delivered).append(err or msg.offset())
+
+    stopped = threading.Event()
+
+    def stop_zone_b():
+        while len(delivered) < 3000:
+            time.sleep(0.05)
+        lab_host("kafka-2").run("systemctl stop kafka")
+        stopped.set()
+
+    stopper = threading.Thread(target=stop_zone_b, daemon=True)
+    stopper.start()
+    try:
+        for i in range(total):
+            body = json.dumps({"run": marker, "seq": i}).encode()
+            while True:
+                try:
+                    producer.produce(TOPIC, key=str(i).encode(), value=body, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            producer.poll(0)
+            if i % 500 == 0:
+                time.sleep(0.05)  # spread the load so the broker stops mid-stream
+        assert producer.flush(120) == 0
+        stopper.join(60)
+        assert stopped.is_set(), "the broker was never stopped"
+        assert errors == []
+        assert len(delivered) == total
+
+        # With zone-b down, the cluster still accepts acks=all writes (min.insync.replicas 2 of 3).
+        more = [(b"x", json.dumps({"run": marker, "seq": total + i}).encode()) for i in range(100)]
+        assert produce(cfg, more) == []
+
+        seen = consume_all(admin_conf(), marker, total + 100)
+        assert len(seen) == total + 100, f"{total + 100 - len(seen)} events missing"
+        assert len(set(seen)) == len(seen), "duplicates were delivered"
+    finally:
+        lab_host("kafka-2").run("systemctl start kafka")
+
+    # The broker rejoins and the cluster heals.
+    admin = AdminClient(admin_conf())
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        brokers = len(admin.describe_cluster().result(timeout=30).nodes)
+        if brokers == 3 and under_replicated(admin) == 0:
+            break
+        time.sleep(3)
+    assert brokers == 3
+    assert under_replicated(admin) == 0

@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# Copyright: analytics.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+DOCUMENTATION = r"""
+---
+module: kafka_info
+short_description: Read the state of a Kafka cluster (brokers, racks, replication health, consumer lag)
+description:
+  - Read-only. Returns the cluster id, the active controller, the brokers with their racks, per-topic partition and
+    replication health (under-replicated and offline partitions), and optionally the lag of consumer groups.
+  - Used by the rolling restart (wait until nothing is under-replicated) and by the audit.
+version_added: 0.1.0
+author: analytics.platform contributors
+extends_documentation_fragment:
+  - analytics.platform.kafka
+options:
+  topics:
+    description: Topics to report on; empty reports every topic.
+    type: list
+    elements: str
+    default: []
+  groups:
+    description: Consumer groups whose lag to report (summed over the partitions of O(topics)).
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Wait until no partition is under-replicated
+  analytics.platform.kafka_info:
+    bootstrap_servers: [kafka-a:9092]
+    login_user: admin
+    login_password: "{{ vault_kafka_admin_password }}"
+    ca_path: /etc/analytics-platform/pki/ca.crt
+  register: cluster
+  until: cluster.under_replicated_partitions == 0
+  retries: 60
+  delay: 5
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+cluster_id:
+  description: The cluster id.
+  returned: always
+  type: str
+controller:
+  description: Node id of the active controller.
+  returned: always
+  type: int
+brokers:
+  description: Brokers with id, host, port and rack.
+  returned: always
+  type: list
+  elements: dict
+topics:
+  description: Per topic, partitions, replication factor, under-replicated and offline partition counts.
+  returned: always
+  type: dict
+under_replicated_partitions:
+  description: Partitions whose in-sync replicas are fewer than their replicas, over the reported topics.
+  returned: always
+  type: int
+offline_partitions:
+  description: Partitions without a leader, over the reported topics.
+  returned: always
+  type: int
+lag:
+  description: Consumer group -> total lag (end offset minus committed offset) over the reported topics.
+  returned: when groups are given
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
+    admin_client,
+    error_text,
+    kafka_common_argument_spec,
+    unreachable,
+    wait,
+)
+
+try:
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicCollection, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+except ImportError:  # reported by admin_client()
+    pass
+
+
+def main():
+    spec = kafka_common_argument_spec()
+    spec.update(
+        topics={"type": "list", "elements": "str", "default": []},
+        groups={"type": "list", "elements": "str", "default": []},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    timeout = p["request_timeout"]
+    admin = admin_client(module)
+    try:
+        cluster = wait(admin.describe_cluster(), timeout)
+        brokers = sorted(
+            ({"id": n.id, "host": n.host, "port": n.port, "rack": n.rack} for n in cluster.nodes), key=lambda b: b["id"]
+        )
+        names = p["topics"] or sorted(t for t in admin.list_topics(timeout=timeout).topics if not t.startswith("__"))
+        described = wait(admin.describe_topics(TopicCollection(names)), timeout) if names else {}
+        topics, urp, offline, partitions_of = {}, 0, 0, {}
+        for name, d in described.items():
+            t_urp = sum(1 for part in d.partitions if len(part.isr) < len(part.replicas))
+            t_off = sum(1 for part in d.partitions if part.leader is None or part.leader.id < 0)
+            racks = sorted({r.rack for part in d.partitions for r in part.replicas if r.rack})
+            topics[name] = {
+                "partitions": len(d.partitions),
+                "replication_factor": max((len(part.replicas) for part in d.partitions), default=0),
+                "under_replicated": t_urp,
+                "offline": t_off,
+                "racks": racks,
+            }
+            partitions_of[name] = [part.id for part in d.partitions]
+            urp += t_urp
+            offline += t_off
+        result = {
+            "changed": False,
+            "cluster_id": cluster.cluster_id,
+            "controller": cluster.controller.id if cluster.controller else -1,
+            "brokers": brokers,
+            "topics": topics,
+            "under_replicated_partitions": urp,
+            "offline_partitions": offline,
+        }
+        if p["groups"]:
+            tps = [TopicPartition(t, i) for t, ids in partitions_of.items() for i in ids]
+            ends = wait(admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}), timeout) if tps else {}
+            end_of = {(tp.topic, tp.partition): r.offset for tp, r in ends.items()}
+            lag = {}
+            for g in p["groups"]:
+                req = [ConsumerGroupTopicPartitions(g, tps)]
+                committed = wait(admin.list_consumer_group_offsets(req), timeout)[g]
+                total = 0
+                for tp in committed.topic_partitions:
+                    end = end_of.get((tp.topic, tp.partition), 0)
+                    total += end - tp.offset if tp.offset >= 0 else end
+                lag[g] = total
+            result["lag"] = lag
+        module.exit_json(**result)
+    except KafkaException as e:
+        module.fail_json(msg=f"cluster: {error_text(e)}")
+    except Exception as e:  # timeouts and connection errors
+        module.fail_json(msg=f"{unreachable(p, e)}")
+
+
+if __name__ == "__main__":
+    main()
