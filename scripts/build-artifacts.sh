@@ -77,10 +77,14 @@ fi
 
 # --- Wheelhouse ----------------------------------------------------------------------------------------------------
 apps=()
-for d in "$AP_ROOT"/apps/*/; do [ -f "$d/pyproject.toml" ] && apps+=("${d%/}"); done
+for d in "$AP_ROOT"/apps/*/; do
+  # apps/testing holds the test fixtures: it is never shipped to hosts.
+  [ -f "$d/pyproject.toml" ] && [ "$(basename "$d")" != testing ] && apps+=("${d%/}")
+done
 if [ ${#apps[@]} -gt 0 ]; then
   wh_recipe=$(find "${apps[@]}" -type f \( -name '*.py' -o -name pyproject.toml -o -name '*.txt' -o -name '*.html' -o -name '*.css' \) \
-                -not -path '*/tests/*' -print0 | sort -z | xargs -0 cat | cat - "$SELF" | sha256sum | cut -c1-16)
+                -not -path '*/tests/*' -print0 | sort -z | xargs -0 cat | cat - "$SELF" "$AP_ROOT/apps/constraints.txt" \
+                | sha256sum | cut -c1-16)
   if fresh wheelhouse "$wh_recipe"; then
     step "Wheelhouse: up to date ($(ls wheelhouse/*.whl | wc -l) wheels)"
   else
@@ -88,7 +92,7 @@ if [ ${#apps[@]} -gt 0 ]; then
     rm -rf wheelhouse.tmp && mkdir -p wheelhouse.tmp
     py="${AP_VENV}/bin/python"; [ -x "$py" ] || py=python3
     run_logged "$AP_CACHE/wheelhouse.log" "pip wheel of the services in apps/" \
-      "$py" -m pip wheel --quiet --wheel-dir wheelhouse.tmp "${apps[@]}"
+      "$py" -m pip wheel --quiet --wheel-dir wheelhouse.tmp -c "$AP_ROOT/apps/constraints.txt" "${apps[@]}"
     (cd wheelhouse.tmp && sha256sum -- *.whl >SHA256SUMS)
     rm -rf wheelhouse && mv wheelhouse.tmp wheelhouse
     stamp wheelhouse "$wh_recipe"

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     problems = []
     for role in sorted((ROOT / "roles").iterdir()):
-        if role.is_dir():
+        if (role / "tasks" / "main.yml").is_file():
             problems += process(role, check)
     for p in problems:
         print(p, file=sys.stderr)

@@ -1,12 +1,46 @@
 #!/usr/bin/env bash
-# Unit and integration tests of the Python services in apps/. Each service is installed (with its test extras)
-# into .venv-apps; the integration fixtures start real Kafka, PostgreSQL and SeaweedFS from artifacts/.
+# Tests of the Python services in apps/: each service is installed from the wheelhouse (which proves the wheelhouse
+# is complete: lab hosts install from it with --no-index) into .venv-apps, with the test fixtures package.
+# The integration fixtures start real Kafka (SASL_SSL), PostgreSQL (TLS) and SeaweedFS (S3 over TLS) on 127.0.0.1.
 source "$(dirname "$0")/lib.sh"
 
-apps=()
-for d in "$AP_ROOT"/apps/*/; do [ -d "$d/tests" ] && apps+=("${d%/}"); done
-if [ ${#apps[@]} -eq 0 ]; then
-  step "No services in apps/ yet: nothing to test"
-  exit 0
+APPS_VENV="${AP_APPS_VENV:-$AP_ROOT/.venv-apps}"
+services=()
+for d in "$AP_ROOT"/apps/*/; do
+  name=$(basename "$d")
+  [ "$name" = testing ] && continue
+  [ -f "$d/pyproject.toml" ] && services+=("$name")
+done
+[ ${#services[@]} -gt 0 ] || { step "No services in apps/: nothing to test"; exit 0; }
+
+if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "ok installed"; then
+  step "Installing PostgreSQL 15 for the integration tests (Debian package)"
+  [ "$(id -u)" = 0 ] || die "installing postgresql-15 needs root"
+  DEBIAN_FRONTEND=noninteractive run_logged "$AP_CACHE/apt-pg.log" "apt-get install postgresql-15" \
+    apt-get install -y -qq --no-install-recommends postgresql-15
+  # Only the binaries are used: the tests start their own clusters.
+  (command -v pg_ctlcluster >/dev/null && pg_ctlcluster 15 main stop) >/dev/null 2>&1 || true
 fi
-die "service tests are not wired yet"
+
+[ -d "$AP_ARTIFACTS/wheelhouse" ] || die "no wheelhouse in $AP_ARTIFACTS: run scripts/build-artifacts.sh"
+want=$(cat "$AP_ARTIFACTS/wheelhouse/SHA256SUMS" "$AP_ROOT/apps/testing/pyproject.toml" | sha256sum | cut -c1-16)
+if [ "$(cat "$APPS_VENV/.stamp" 2>/dev/null)" != "$want" ]; then
+  step "Service test environment: installing ${services[*]} from the wheelhouse (log: $AP_CACHE/venv-apps.log)"
+  rm -rf "$APPS_VENV"
+  run_logged "$AP_CACHE/venv-apps.log" "python3 -m venv" python3 -m venv "$APPS_VENV"
+  pkgs=()
+  for s in "${services[@]}"; do pkgs+=("${s//_/-}"); done
+  run_logged "$AP_CACHE/venv-apps.log" "install of the services from the wheelhouse (--no-index)" \
+    "$APPS_VENV/bin/pip" install -q --no-index --find-links "$AP_ARTIFACTS/wheelhouse" "${pkgs[@]}"
+  run_logged "$AP_CACHE/venv-apps.log" "install of the test tools" \
+    "$APPS_VENV/bin/pip" install -q "$AP_ROOT/apps/testing" "pytest==9.2.0" "pytest-asyncio==1.5.0" "httpx==0.28.1"
+  echo "$want" >"$APPS_VENV/.stamp"
+fi
+
+step "Service tests (unit and integration against real servers)"
+cd "$AP_ROOT"
+args=()
+for s in "${services[@]}"; do [ -d "apps/$s/tests" ] && args+=("apps/$s/tests"); done
+# Import the services from their source trees (so tests run against the checkout) with the wheelhouse's dependencies.
+export PYTHONPATH="$(printf '%s:' "$AP_ROOT"/apps/*/src)"
+exec "$APPS_VENV/bin/python" -m pytest -p no:cacheprovider "${args[@]}" "$@"

@@ -1,0 +1,1 @@
+"""The analytics platform's ingest API."""

@@ -1,0 +1,38 @@
+"""The API's settings, from API_* environment variables (see the role analytics_api for every one)."""
+
+from __future__ import annotations
+
+from analytics_common.config import Setting, cidr_list, csv_list, existing_file, integer, load, number
+from analytics_common.kafka import kafka_settings
+
+PREFIX = "API_"
+
+
+def settings() -> list[Setting]:
+    return [
+        *kafka_settings(PREFIX),
+        Setting("API_KEYS_FILE", existing_file, required=True),
+        Setting("API_HOST", default="127.0.0.1"),
+        Setting("API_PORT", integer(1, 65535), default=3001),
+        Setting("API_CORS_ORIGINS", csv_list, default=[]),
+        Setting("API_RATE_LIMIT", integer(1), default=1000),
+        Setting("API_RATE_WINDOW_SECONDS", number(1), default=900.0),
+        Setting("API_RATE_BURST", integer(1), default=100),
+        Setting("API_MAX_BODY_BYTES", integer(256), default=1024 * 1024),
+        Setting("API_MAX_BATCH", integer(1, 10000), default=500),
+        Setting("API_TRUSTED_PROXIES", cidr_list, default=["127.0.0.1/32"]),
+        Setting("API_TRANSACTIONAL_ID_PREFIX", default="analytics-api"),
+        Setting("API_KAFKA_TIMEOUT_SECONDS", number(1), default=15.0),
+        Setting("API_TLS_CERT_FILE", existing_file),
+        Setting("API_TLS_KEY_FILE", existing_file),
+        Setting("API_LOG_LEVEL", default="info"),
+    ]
+
+
+def load_config(environ=None):
+    cfg = load(settings(), PREFIX, environ)
+    if bool(cfg.tls_cert_file) != bool(cfg.tls_key_file):
+        from analytics_common.config import ConfigError
+
+        raise ConfigError("API_TLS_CERT_FILE and API_TLS_KEY_FILE must be set together")
+    return cfg

@@ -1,0 +1,36 @@
+"""Token-bucket rate limiting per (API key, client address), in memory (each API instance limits on its own; nginx
+limits globally in front of them)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+
+
+class RateLimiter:
+    def __init__(self, limit: int, window_seconds: float, burst: int, max_clients: int = 100_000):
+        self.rate = limit / window_seconds  # tokens per second
+        self.capacity = float(max(burst, 1))
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+
+    def check(self, key: str, client: str, cost: int = 1, now: float | None = None) -> float:
+        """Take `cost` tokens; returns 0 when allowed, else the seconds to wait before retrying."""
+        now = time.monotonic() if now is None else now
+        ident = (key, client)
+        tokens, last = self._buckets.pop(ident, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens >= cost:
+            self._buckets[ident] = (tokens - cost, now)
+            wait = 0.0
+        else:
+            self._buckets[ident] = (tokens, now)
+            wait = (cost - tokens) / self.rate
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))

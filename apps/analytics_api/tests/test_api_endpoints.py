@@ -1,0 +1,193 @@
+"""The ingest API's behaviour, with a fake producer: authentication, validation, limits, CORS, errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+KEY = "test-key-0123456789abcdefghijkl"  # the keys fixture's web key (see conftest.py)
+OTHER_KEY = "rotated-key-0123456789abcdefghij"
+H = {"x-api-key": KEY, "content-type": "application/json"}
+
+
+def test_the_keys_used_here_are_the_configured_ones(keys):
+    assert (keys.web, keys.web_next) == (KEY, OTHER_KEY)
+
+
+def event(**kw):
+    return {"event_type": "page_view", "session_id": "session-123", "properties": {"path": "/"}, **kw}
+
+
+def test_accepts_an_event_and_assigns_an_id(api):
+    r = api.client.post("/analytics", json=event(), headers=H)
+    assert r.status_code == 202
+    body = r.json()
+    assert uuid.UUID(body["event_id"])
+    (sent,) = api.producer.sent
+    assert str(sent.event_id) == body["event_id"]
+    assert sent.metadata["api_key"] == "web"
+    assert sent.metadata["ip_address"] == "testclient"
+
+
+def test_keeps_a_client_event_id(api):
+    eid = str(uuid.uuid4())
+    r = api.client.post("/analytics", json=event(event_id=eid), headers=H)
+    assert r.status_code == 202 and r.json()["event_id"] == eid
+
+
+def test_rotation_keys_both_work(api):
+    assert api.client.post("/analytics", json=event(), headers=dict(H, **{"x-api-key": OTHER_KEY})).status_code == 202
+    assert api.producer.sent[-1].metadata["api_key"] == "web-next"
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong-key-0123456789abcdefghijkl"}, {"x-api-key": ""}])
+def test_missing_or_wrong_key_is_401(api, headers):
+    r = api.client.post("/analytics", json=event(), headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": "missing or invalid API key"}
+    assert api.producer.sent == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"session_id": "s"}, "event_type"),
+        (event(event_type=42), "event_type"),
+        (event(event_type="Bad Type!"), "event_type"),
+        (event(event_id="not-a-uuid"), "event_id"),
+        (event(timestamp="yesterday-ish"), "timestamp"),
+        (event(timestamp="2001-01-01T00:00:00Z"), "timestamp"),
+        (event(properties=[1, 2]), "properties"),
+        (event(properties={"x": "y" * 20000}), "properties"),
+        (event(unexpected="field"), "unexpected"),
+    ],
+)
+def test_invalid_fields_are_422_naming_the_field(api, body, field):
+    r = api.client.post("/analytics", json=body, headers=H)
+    assert r.status_code == 422
+    assert r.json()["field"] == field
+    assert f"'{field}'" in r.json()["error"]
+    assert api.producer.sent == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"not json", b"\xff\xfe\xfa", b"", b"[]", b"null", b'"string"', b"123", b'{"event_type": "a",}'],
+)
+def test_malformed_bodies_are_4xx_never_5xx(api, raw):
+    r = api.client.post("/analytics", content=raw, headers=H)
+    assert 400 <= r.status_code < 500, r.text
+    assert "error" in r.json()
+
+
+def test_invalid_utf8_is_named(api):
+    r = api.client.post("/analytics", content=b'{"event_type": "\xff"}', headers=H)
+    assert r.status_code == 400 and r.json()["error"] == "request body is not valid UTF-8"
+
+
+def test_oversized_body_is_413_by_header_and_by_stream(api):
+    big = json.dumps(event(properties={"x": "y" * 70000})).encode()
+    assert api.client.post("/analytics", content=big, headers=H).status_code == 413
+
+    def chunks():
+        yield big[:30000]
+        yield big[30000:]
+
+    r = api.client.post("/analytics", content=chunks(), headers=H)  # no Content-Length: chunked
+    assert r.status_code == 413
+
+
+def test_batch_is_accepted_whole(api):
+    r = api.client.post("/analytics/batch", json={"events": [event(), event(event_type="click")]}, headers=H)
+    assert r.status_code == 202 and r.json()["count"] == 2
+    assert len(api.producer.sent) == 2
+
+
+def test_batch_with_one_bad_event_writes_nothing(api):
+    r = api.client.post("/analytics/batch", json={"events": [event(), event(event_type=None)]}, headers=H)
+    assert r.status_code == 422
+    assert r.json()["field"] == "events.1.event_type"
+    assert api.producer.sent == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"events": []}, 422), ({"events": "x"}, 422), ([], 422), ({"events": [1]}, 422)],
+)
+def test_batch_shape_errors(api, body, status):
+    assert api.client.post("/analytics/batch", json=body, headers=H).status_code == status
+
+
+def test_huge_batch_is_413(api):
+    r = api.client.post("/analytics/batch", json={"events": [event() for _ in range(101)]}, headers=H)
+    assert r.status_code == 413 and "exceeds the limit of 100" in r.json()["error"]
+
+
+def test_duplicate_ids_in_a_batch_are_refused(api):
+    eid = str(uuid.uuid4())
+    r = api.client.post("/analytics/batch", json={"events": [event(event_id=eid), event(event_id=eid)]}, headers=H)
+    assert r.status_code == 422
+
+
+def test_rate_limit_is_429_with_retry_after(make_client):
+    made = make_client(API_RATE_LIMIT=5, API_RATE_WINDOW_SECONDS=60, API_RATE_BURST=3)
+    with made.client as c:
+        codes = [c.post("/analytics", json=event(), headers=H).status_code for _ in range(5)]
+        assert codes[:3] == [202, 202, 202]
+        r = c.post("/analytics", json=event(), headers=H)
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 1
+        # Another key is limited separately.
+        assert c.post("/analytics", json=event(), headers=dict(H, **{"x-api-key": OTHER_KEY})).status_code == 202
+
+
+def test_cors_allow_list(api):
+    ok = api.client.options(
+        "/analytics",
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type,x-api-key"},
+    )  # fmt: skip
+    assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+    foreign = api.client.post("/analytics", json=event(), headers=dict(H, Origin="https://evil.example"))
+    assert "access-control-allow-origin" not in foreign.headers
+    pre = api.client.options(
+        "/analytics", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert pre.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+def test_kafka_down_is_503_and_not_ready(api):
+    api.producer.fail = True
+    r = api.client.post("/analytics", json=event(), headers=H)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert api.client.get("/ready").status_code == 503
+    assert api.client.get("/health").status_code == 200
+
+
+def test_metrics_count_requests_by_status(api):
+    api.client.post("/analytics", json=event(), headers=H)
+    api.client.post("/analytics", json=event(), headers={})
+    text = api.client.get("/metrics").text
+    assert 'http_requests_total{method="POST",path="/analytics",status="202"}' in text
+    assert 'http_requests_total{method="POST",path="/analytics",status="401"}' in text
+    assert "http_request_duration_seconds_bucket" in text
+    assert "kafka_producer_queue_depth" in text
+
+
+def test_client_address_comes_from_a_trusted_proxy_only(api_env, fake_producer):
+    from analytics_api.app import create_app
+    from analytics_api.config import load_config
+    from analytics_api.keys import KeyStore
+    from fastapi.testclient import TestClient
+
+    def sent_ip(trusted, peer):
+        cfg = load_config({**api_env, "API_TRUSTED_PROXIES": trusted})
+        producer = fake_producer
+        with TestClient(create_app(cfg, KeyStore.from_file(cfg.keys_file), producer), client=(peer, 40000)) as c:
+            c.post("/analytics", json=event(), headers=dict(H, **{"x-real-ip": "203.0.113.9"}))
+        return producer.sent[-1].metadata["ip_address"]
+
+    assert sent_ip("10.0.0.0/8", "10.1.2.3") == "203.0.113.9"  # nginx in the trusted range: its X-Real-IP counts
+    assert sent_ip("10.0.0.0/8", "192.0.2.7") == "192.0.2.7"  # anyone else cannot claim an address

@@ -1,0 +1,31 @@
+"""The sink's settings, from PGSINK_* environment variables."""
+
+from __future__ import annotations
+
+from analytics_common.config import Setting, existing_file, integer, load, number
+from analytics_common.kafka import kafka_settings
+
+PREFIX = "PGSINK_"
+
+
+def settings() -> list[Setting]:
+    return [
+        *kafka_settings(PREFIX),
+        Setting("PGSINK_GROUP", default="pg-sink"),
+        Setting("PGSINK_DLQ_TOPIC", default="analytics-events-dlq"),
+        Setting("PGSINK_PG_HOST", required=True),
+        Setting("PGSINK_PG_PORT", integer(1, 65535), default=5432),
+        Setting("PGSINK_PG_DBNAME", default="analytics"),
+        Setting("PGSINK_PG_USER", default="analytics_sink"),
+        Setting("PGSINK_PG_PASSWORD", required=True, secret=True),
+        Setting("PGSINK_PG_CA_FILE", existing_file, required=True),
+        Setting("PGSINK_BATCH_SIZE", integer(1, 100_000), default=5000),
+        Setting("PGSINK_BATCH_SECONDS", number(0.05), default=1.0),
+        Setting("PGSINK_METRICS_HOST", default="127.0.0.1"),
+        Setting("PGSINK_METRICS_PORT", integer(0, 65535), default=9101),  # 0: any free port (tests)
+        Setting("PGSINK_LOG_LEVEL", default="info"),
+    ]
+
+
+def load_config(environ=None):
+    return load(settings(), PREFIX, environ)

@@ -1,0 +1,1 @@
+"""Real servers for the services' integration tests (not shipped to hosts)."""
