@@ -204,7 +204,7 @@ class Kafka:
         for user in ("pg-sink", "delta-writer"):
             allow(user, "TOPIC", "analytics-events", "READ")
             allow(user, "TOPIC", "analytics-events", "DESCRIBE")
-            allow(user, "GROUP", user, "READ")
+            allow(user, "GROUP", user, "READ", "PREFIXED")  # tests use one group per test: <user>-<id>
             allow(user, "TOPIC", "analytics-events-dlq", "WRITE")
             allow(user, "TOPIC", "analytics-events-dlq", "DESCRIBE")
         for f in admin.create_acls(acls).values():
@@ -333,13 +333,18 @@ class SeaweedFS:
         cfg.chmod(0o600)
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
-        ports = {k: free_port() for k in ("master", "volume", "filer")}
+        # gRPC ports default to port + 10000, which may not exist: every port is chosen explicitly.
+        ports = {
+            k: free_port() for k in ("master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc")
+        }
         log = self.folder / "weed.log"
         self.proc = subprocess.Popen(
             [
                 str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", "-volume.max=8",
-                "-filer", f"-filer.port={ports['filer']}", "-s3", f"-s3.port={self.port}", f"-s3.config={cfg}",
+                f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
+                f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}", "-volume.max=8",
+                "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
+                "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={ports['s3_grpc']}", f"-s3.config={cfg}",
                 f"-s3.cert.file={self.pki['cert']}", f"-s3.key.file={self.pki['key']}",
                 "-master.volumeSizeLimitMB=64",
             ],

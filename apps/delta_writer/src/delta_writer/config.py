@@ -1,0 +1,40 @@
+"""The writer's settings, from DELTA_* environment variables."""
+
+from __future__ import annotations
+
+from analytics_common.config import ConfigError, Setting, choice, existing_file, integer, load, number
+from analytics_common.kafka import kafka_settings
+
+PREFIX = "DELTA_"
+
+
+def settings() -> list[Setting]:
+    return [
+        *kafka_settings(PREFIX),
+        Setting("DELTA_GROUP", default="delta-writer"),
+        Setting("DELTA_DLQ_TOPIC", default="analytics-events-dlq"),
+        Setting("DELTA_TABLE_URI", required=True),
+        Setting("DELTA_S3_ENDPOINT", required=True),
+        Setting("DELTA_S3_ACCESS_KEY", required=True),
+        Setting("DELTA_S3_SECRET_KEY", required=True, secret=True),
+        Setting("DELTA_S3_REGION", default="us-east-1"),
+        Setting("DELTA_S3_CA_FILE", existing_file),
+        Setting("DELTA_BATCH_ROWS", integer(1, 5_000_000), default=50_000),
+        # offsets: exactly once per Kafka record (cheap). event_id: also drop events whose event_id is already in
+        # the table (a client that retried a POST), by merging into the batch's event_date partitions (costlier).
+        Setting("DELTA_DEDUP", choice("offsets", "event_id"), default="offsets"),
+        Setting("DELTA_BATCH_SECONDS", number(0.1), default=60.0),
+        Setting("DELTA_VACUUM_RETENTION_HOURS", integer(0), default=168),
+        Setting("DELTA_METRICS_HOST", default="127.0.0.1"),
+        Setting("DELTA_METRICS_PORT", integer(0, 65535), default=9102),  # 0: any free port (tests)
+        Setting("DELTA_LOG_LEVEL", default="info"),
+    ]
+
+
+def load_config(environ=None):
+    cfg = load(settings(), PREFIX, environ)
+    if not cfg.table_uri.startswith("s3://"):
+        raise ConfigError(f"DELTA_TABLE_URI must be an s3:// URI (got {cfg.table_uri!r})")
+    if not cfg.s3_endpoint.startswith("https://"):
+        raise ConfigError("DELTA_S3_ENDPOINT must be https:// (the object store is only reached over TLS)")
+    return cfg

@@ -1,0 +1,229 @@
+"""The writer against real Kafka (SASL_SSL) and SeaweedFS (S3 over TLS): rows equal events, few large files,
+a redelivered batch is not written twice, a killed writer loses and doubles nothing, concurrent commits are safe on
+the pinned SeaweedFS, and maintenance (compact, vacuum, time-travel restore) works."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pyarrow.compute as pc
+import pytest
+from analytics_common.events import EventRecord, utcnow
+from confluent_kafka import Consumer, Producer, TopicPartition
+from delta_writer.config import load_config
+from delta_writer.maintenance import compact, restore, vacuum
+from delta_writer.table import EventTable
+from delta_writer.writer import Writer
+
+pytestmark = pytest.mark.integration
+
+
+def record(marker, **kw):
+    now = utcnow()
+    return EventRecord(**{"event_id": uuid.uuid4(), "event_type": "click", "session_id": "s", "timestamp": now,
+                          "received_at": now, "properties": {"marker": marker}, **kw})  # fmt: skip
+
+
+def produce(kafka, recs):
+    p = Producer(kafka.conf("admin", **{"acks": "all", "enable.idempotence": True}))
+    for r in recs:
+        p.produce("analytics-events", r.to_kafka(), key=r.key())
+    assert p.flush(30) == 0
+
+
+def rows(cfg, marker):
+    dt = EventTable(cfg).open()
+    if dt is None:
+        return 0, 0
+    t = dt.to_pyarrow_table(columns=["event_id", "properties"])
+    mine = t.filter(pc.match_substring(t["properties"], marker))
+    return mine.num_rows, len(set(mine["event_id"].to_pylist()))
+
+
+def wait_rows(cfg, marker, expected, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = rows(cfg, marker)
+        if got == expected:
+            return got
+        time.sleep(1)
+    return rows(cfg, marker)
+
+
+@pytest.fixture
+def env(delta_env):
+    return {**delta_env, "DELTA_GROUP": f"delta-writer-{uuid.uuid4().hex[:8]}"}
+
+
+def run_writer(cfg):
+    w = Writer(cfg)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    return w, t
+
+
+def test_rows_equal_events_in_few_files(kafka, env):
+    cfg = load_config({**env, "DELTA_BATCH_ROWS": "1000", "DELTA_BATCH_SECONDS": "3"})
+    marker = str(uuid.uuid4())
+    w, t = run_writer(cfg)
+    try:
+        produce(kafka, [record(marker) for _ in range(3000)])
+        assert wait_rows(cfg, marker, (3000, 3000)) == (3000, 3000)
+    finally:
+        w.stop()
+        t.join(30)
+    dt = EventTable(cfg).open()
+    assert len(dt.file_uris()) <= 6  # batches of up to 1000 rows: a handful of files, not one per event
+    assert dt.to_pyarrow_dataset().schema.field("event_time").type.tz == "UTC"
+    assert dt.metadata().partition_columns == ["event_date"]
+
+
+def test_redelivered_batch_is_not_written_twice(kafka, env):
+    """The writer committed to Delta, then its Kafka offsets went back (as after a crash before the offset commit):
+    on restart it skips what the table already has, through the commit's app transactions."""
+    cfg = load_config(env)
+    marker = str(uuid.uuid4())
+    w, t = run_writer(cfg)
+    produce(kafka, [record(marker) for _ in range(700)])
+    assert wait_rows(cfg, marker, (700, 700)) == (700, 700)
+    w.stop()
+    t.join(30)
+    # Rewind the group to the start of the topic, as if no offset had ever been committed.
+    c = Consumer(kafka.conf("delta-writer", **{"group.id": cfg.group, "enable.auto.commit": False}))
+    parts = [TopicPartition("analytics-events", p, 0) for p in range(3)]
+    c.commit(offsets=parts, asynchronous=False)
+    c.close()
+    w, t = run_writer(cfg)
+    try:
+        produce(kafka, [record(marker) for _ in range(10)])
+        assert wait_rows(cfg, marker, (710, 710)) == (710, 710)
+        time.sleep(3)
+        assert rows(cfg, marker) == (710, 710)
+    finally:
+        w.stop()
+        t.join(30)
+
+
+def test_killed_mid_stream_loses_and_doubles_nothing(kafka, env):
+    cfg = load_config(env)
+    marker = str(uuid.uuid4())
+    total = 5000
+    penv = {**os.environ, **env, "DELTA_BATCH_ROWS": "300", "DELTA_BATCH_SECONDS": "0.5",
+            "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "delta_writer.main"], env=penv,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    proc = start()
+    try:
+        produce(kafka, [record(marker) for _ in range(total)])
+        deadline = time.time() + 120
+        while time.time() < deadline and rows(cfg, marker)[0] < 600:
+            time.sleep(0.2)
+        at_kill = rows(cfg, marker)[0]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert 0 < at_kill < total, "the kill did not land mid-stream"
+        proc = start()
+        assert wait_rows(cfg, marker, (total, total), timeout=180) == (total, total)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_concurrent_commits_are_safe_on_seaweedfs(env):
+    """Several writers committing to one table at once: every commit lands once (conditional put on S3)."""
+    cfg = load_config(env)
+    marker = str(uuid.uuid4())
+    table = EventTable(cfg)
+    table.append([record(marker)], {("t", 99): 0})  # create the table
+    errors = []
+
+    def writer(i):
+        for j in range(8):
+            try:
+                table.append([record(marker) for _ in range(5)], {("t", i): j})
+            except Exception as e:  # collected and asserted below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    dt = table.open()
+    assert dt.version() == 32  # 1 create + 4 x 8 appends, no commit lost or overwritten
+    assert rows(cfg, marker) == (161, 161)
+    assert [dt.transaction_version(f"{cfg.group}/t/{i}") for i in range(4)] == [7, 7, 7, 7]
+
+
+def test_event_id_dedup_drops_retried_posts(env):
+    cfg = load_config({**env, "DELTA_DEDUP": "event_id"})
+    marker = str(uuid.uuid4())
+    table = EventTable(cfg)
+    first = [record(marker) for _ in range(20)]
+    table.append(first, {("t", 0): 0})
+    again = first[:5] + [record(marker) for _ in range(3)]  # five retried events and three new ones
+    assert table.append(again, {("t", 0): 1}) == 3
+    assert rows(cfg, marker) == (23, 23)
+
+
+def test_maintenance_compacts_vacuums_and_restores(env):
+    cfg = load_config(env)
+    marker = str(uuid.uuid4())
+    table = EventTable(cfg)
+    for i in range(6):
+        table.append([record(marker) for _ in range(10)], {("t", 0): i})
+    dt = table.open()
+    before = len(dt.file_uris())
+    v_before = dt.version()
+    metrics = compact(dt)
+    assert metrics["numFilesRemoved"] >= 6
+    dt = table.open()
+    assert len(dt.file_uris()) < before
+    assert rows(cfg, marker) == (60, 60)
+    assert vacuum(dt, retention_hours=168, dry_run=True) == []  # nothing is older than the retention yet
+    restore(dt, version=2)  # time travel: back to the table after its third commit
+    assert rows(cfg, marker) == (30, 30)
+    assert table.open().version() == v_before + 2  # compaction and restore are commits; history is kept
+
+
+def test_tls_is_verified(env):
+    """Without the platform's CA the object store's certificate is refused."""
+    cfg = load_config({**env, "DELTA_S3_CA_FILE": ""})
+    os.environ.pop("SSL_CERT_FILE", None)
+    code = (
+        "from delta_writer.config import load_config; from delta_writer.table import EventTable;"
+        "EventTable(load_config()).append([], {})"
+    )
+    penv = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+    penv.update({**env, "DELTA_S3_CA_FILE": "", "PYTHONPATH": os.pathsep.join(sys.path)})
+    r = subprocess.run([sys.executable, "-c", code], env=penv, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "certificate" in (r.stderr + r.stdout).lower()
+    assert cfg.s3_ca_file is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"DELTA_TABLE_URI": "/tmp/table"}, "DELTA_TABLE_URI must be an s3:// URI"),
+        ({"DELTA_S3_ENDPOINT": "http://127.0.0.1:1"}, "DELTA_S3_ENDPOINT must be https://"),
+        ({"DELTA_DEDUP": "maybe"}, "DELTA_DEDUP is malformed ('maybe'): must be one of offsets, event_id"),
+        ({"DELTA_S3_SECRET_KEY": ""}, "DELTA_S3_SECRET_KEY is required but not set"),
+    ],
+)
+def test_bad_configuration_is_named(env, change, message):
+    from analytics_common.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        load_config({**env, **change})
+    assert message in str(e.value)
