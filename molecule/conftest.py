@@ -91,3 +91,31 @@ def ansible_module(module: str, args: dict) -> dict:
     start = r.stdout.find("\n{")  # other callbacks (task timing) may print before the JSON document
     out, _ = json.JSONDecoder().raw_decode(r.stdout[start + 1 :] if start >= 0 else r.stdout)
     return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+HTTP_PROBE = r"""
+import json, ssl, sys, urllib.request, urllib.error
+url, method, headers, data, ca = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+req = urllib.request.Request(url, data=data.encode() if data else None, headers=headers, method=method)
+try:
+    r = urllib.request.urlopen(req, context=ctx, timeout=15)
+    code, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read()
+except Exception as e:
+    code, body = 0, repr(e).encode()
+print(code)
+sys.stdout.write(body.decode("utf-8", "replace"))
+"""
+
+
+def http(host, url: str, method: str = "GET", headers: dict | None = None, data: str = "",
+         ca: str = "/etc/analytics-platform/pki/ca.crt") -> tuple[int, str]:  # fmt: skip
+    """A request made from a lab host (with its python3; TLS verified against the platform CA): (status, body)."""
+    import shlex
+
+    args = " ".join(shlex.quote(a) for a in (HTTP_PROBE, url, method, json.dumps(headers or {}), data, ca))
+    out = host.run(f"python3 -c {args}").stdout
+    code, _, body = out.partition("\n")
+    return int(code or 0), body

@@ -40,7 +40,7 @@ def test_defaults_and_argument_specs_mirror_each_other(role):
 def test_default_types_match_specs(role):
     defaults = load(role / "defaults" / "main.yml")
     options = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    pytypes = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "path": str, "raw": object}
+    pytypes = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict, "path": str}
     for name, value in defaults.items():
         if name.startswith("__") or value is None or (isinstance(value, str) and "{{" in value):
             continue

@@ -1,0 +1,127 @@
+"""The Python services as their roles deploy them: from the wheelhouse, under their own users, in hardened units,
+with secrets only in root-readable files; liveness answers, readiness names the missing backend."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import ansible_playbook, http, lab_host, lab_secret
+
+SERVICES = {
+    "svc-a": ["analytics-api", "pg-sink"],
+    "svc-b": ["analytics-api", "delta-writer", "delta-dashboard"],
+}
+HEALTH = {
+    "analytics-api": "https://127.0.0.1:3001",
+    "pg-sink": "http://127.0.0.1:9101",
+    "delta-writer": "http://127.0.0.1:9102",
+    "delta-dashboard": "https://127.0.0.1:8501",
+}
+PARAMS = [(h, s) for h, services in SERVICES.items() for s in services]
+
+
+@pytest.mark.parametrize(("name", "service"), PARAMS)
+def test_unit_is_hardened_and_runs_as_its_user(name, service):
+    host = lab_host(name)
+    props = dict(
+        line.split("=", 1)
+        for line in host.run(
+            f"systemctl show {service} -p ActiveState -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp "
+            "-p Restart -p CapabilityBoundingSet -p ProtectHome -p MemoryMax"
+        ).stdout.splitlines()
+    )
+    assert props["ActiveState"] == "active"
+    assert props["User"] == service
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["PrivateTmp"] == "yes"
+    assert props["ProtectHome"] == "yes"
+    assert props["Restart"] == "on-failure"
+    assert props["CapabilityBoundingSet"] == ""
+    assert props["MemoryMax"] != "infinity"
+    pid = host.run(f"systemctl show -p MainPID --value {service}").stdout.strip()
+    assert host.run(f"stat -c %U /proc/{pid}").stdout.strip() == service
+    assert host.user(service).shell == "/usr/sbin/nologin"
+
+
+@pytest.mark.parametrize(("name", "service"), PARAMS)
+def test_secrets_only_in_a_root_only_file_never_in_arguments(name, service):
+    host = lab_host(name)
+    env = host.file(f"/etc/analytics-platform/{service}.env")
+    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+    pid = host.run(f"systemctl show -p MainPID --value {service}").stdout.strip()
+    cmdline = host.run(f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout
+    for secret in ("kafka_analytics_api", "kafka_pg_sink", "kafka_delta_writer", "pg_sink", "s3_delta_writer"):
+        assert lab_secret(secret) not in cmdline
+    # The service itself cannot read its environment file.
+    assert host.run(f"runuser -u {service} -- cat /etc/analytics-platform/{service}.env").rc != 0
+
+
+@pytest.mark.parametrize(("name", "service"), PARAMS)
+def test_installed_from_the_wheelhouse_only(name, service):
+    host = lab_host(name)
+    assert host.run("cd /opt/analytics-platform/wheelhouse && sha256sum --quiet --strict -c SHA256SUMS").rc == 0
+    pip = host.run(f"/opt/analytics-platform/{service}/venv/bin/pip show {service}")
+    assert pip.rc == 0 and "Version: 0.1.0" in pip.stdout
+
+
+@pytest.mark.parametrize(("name", "service"), PARAMS)
+def test_liveness_answers_and_readiness_names_the_missing_backend(name, service):
+    host = lab_host(name)
+    code, body = http(host, HEALTH[service] + "/health")
+    assert code == 200, body
+    code, body = http(host, HEALTH[service] + "/ready")
+    assert code == 503, body
+
+
+def test_api_behind_tls_checks_keys_and_reports_kafka_down():
+    host = lab_host("svc-a")
+    url = HEALTH["analytics-api"] + "/analytics"
+    event = json.dumps({"event_type": "page_view"})
+    headers = {"content-type": "application/json"}
+    assert http(host, url, "POST", headers, event)[0] == 401
+    code, body = http(host, url, "POST", {**headers, "x-api-key": lab_secret("api_key_lab")}, event)
+    assert code == 503 and json.loads(body)["error"].startswith("event store unavailable")
+    # The certificate verifies by host name too (nginx proxies to the API by name).
+    assert http(host, "https://svc-a:3001/health")[0] == 200
+
+
+def test_maintenance_timer_only_on_the_maintenance_host():
+    assert lab_host("svc-b").service("delta-writer-maintenance.timer").is_enabled
+    assert not lab_host("svc-a").file("/etc/systemd/system/delta-writer-maintenance.timer").exists
+
+
+def test_a_broken_setting_stops_the_service_with_one_line(scenario_dir):
+    host = lab_host("svc-a")
+    host.run("sed -i 's/^API_MAX_BATCH=.*/API_MAX_BATCH=\"many\"/' /etc/analytics-platform/analytics-api.env")
+    host.run("systemctl restart analytics-api")
+    time.sleep(3)
+    try:
+        assert host.run("systemctl is-active analytics-api").stdout.strip() in {"failed", "activating"}
+        log = host.run("journalctl -u analytics-api -n 20 --no-pager -o cat").stdout
+        assert "analytics-api: configuration error: API_MAX_BATCH is malformed ('many')" in log
+    finally:
+        r = ansible_playbook(scenario_dir / "converge.yml", "--limit", "svc-a")
+        assert r.returncode == 0, r.output[-1500:]
+    assert host.run("systemctl is-active analytics-api").stdout.strip() == "active"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{"analytics_api_keys": {"web": "plaintext-key"}}', "offending names: ['web']"),
+        ('{"analytics_api_cors_origins": ["*"]}', "analytics_api_cors_origins must list exact origins"),
+        ('{"analytics_api_kafka_password": "analytics123"}', "analytics_api_kafka_password is missing, shorter"),
+        ('{"pg_sink_pg_password": ""}', "pg_sink_kafka_password and pg_sink_pg_password must be set from vault"),
+        ('{"delta_writer_s3_endpoint": "http://10.0.0.1:8333"}', "delta_writer_s3_endpoint an https:// URL"),
+        ('{"analytics_api_wheelhouse": "/nonexistent"}', "must hold exactly one wheel of analytics-api"),
+    ],
+)
+def test_bad_input_fails_before_changes(scenario_dir, extra, message):
+    before = lab_host("svc-a").run("systemctl show -p ActiveEnterTimestamp analytics-api").stdout
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra)
+    assert r.returncode != 0
+    assert message in r.output
+    assert lab_host("svc-a").run("systemctl show -p ActiveEnterTimestamp analytics-api").stdout == before
