@@ -86,3 +86,27 @@ def test_host_without_address_is_named():
     with pytest.raises(AnsibleFilterError) as e:
         firewall_rules(MATRIX, AUDIENCES, GROUPS, hostvars, "api1")
     assert "cannot find an IP address for host 'lb1'" in str(e.value)
+
+
+def test_to_megabytes():
+    from ansible_collections.analytics.platform.plugins.filter.sizes import to_megabytes
+
+    assert to_megabytes("4GB") == 4096
+    assert to_megabytes("64MB") == 64
+    assert to_megabytes("1024kB") == 1
+    for bad in ("4G", "64", "lots", "-1MB"):
+        with pytest.raises(AnsibleFilterError) as e:
+            to_megabytes(bad, "postgresql_work_mem")
+        assert str(e.value).startswith(f"postgresql_work_mem: '{bad}' is not a size")
+
+
+def test_minio_erasure():
+    from ansible_collections.analytics.platform.plugins.filter.minio import minio_erasure
+
+    assert minio_erasure(4) == {"set_size": 4, "sets": 1, "parity": 2, "read_quorum": 2, "write_quorum": 3}
+    assert minio_erasure(6, "EC:3")["write_quorum"] == 4
+    assert minio_erasure(32) == {"set_size": 16, "sets": 2, "parity": 4, "read_quorum": 12, "write_quorum": 12}
+    with pytest.raises(AnsibleFilterError, match="3 drives cannot form MinIO erasure sets"):
+        minio_erasure(3)
+    with pytest.raises(AnsibleFilterError, match="minio_parity EC:5 is impossible for erasure sets of 8 drives"):
+        minio_erasure(8, 5)
