@@ -27,7 +27,8 @@ fresh() {
 }
 stamp() {
   local name=$1 recipe=$2 stamp="$AP_CACHE/stamps/$(echo "$AP_ARTIFACTS/$1" | sha256sum | cut -c1-16)"
-  { echo "$recipe"; [ -f "$name" ] && sha256sum "$name" | cut -d' ' -f1; } >"$stamp"
+  # A directory's stamp holds only the recipe: its own SHA256SUMS is what `fresh` verifies.
+  { echo "$recipe"; if [ -f "$name" ]; then sha256sum "$name" | cut -d' ' -f1; fi; } >"$stamp"
 }
 
 # --- Kafka ---------------------------------------------------------------------------------------------------------
