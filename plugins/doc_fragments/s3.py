@@ -1,0 +1,27 @@
+# Copyright: analytics.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  endpoint:
+    description: The S3 endpoint, C(https://host:port) (SeaweedFS's S3 gateway or MinIO).
+    type: str
+    required: true
+  access_key:
+    description: Access key of the identity to act as.
+    type: str
+  secret_key:
+    description: Secret key of that identity.
+    type: str
+  region:
+    description: Region name sent with signed requests.
+    type: str
+    default: us-east-1
+  ca_path:
+    description: CA bundle that verifies the endpoint's certificate.
+    type: path
+requirements:
+  - boto3 (on the host that runs the module, usually the controller)
+"""

@@ -1,0 +1,165 @@
+#!/usr/bin/python
+# Copyright: analytics.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+DOCUMENTATION = r"""
+---
+module: s3_contract
+short_description: Verify the platform's S3 security contract against a running object store
+description:
+  - One verification for SeaweedFS and MinIO, used by the roles' tests and by the audit.
+  - "Checks: TLS with a certificate that verifies; anonymous list, get and put denied; known default credentials
+    (minioadmin/minioadmin, admin/admin, ...) rejected; each service identity can do exactly what its policy allows
+    and nothing more; versioning enabled on the data bucket; a Delta table written and read back with deltalake."
+  - Writes only under the C(_contract/) prefix of the data bucket. Returns evidence per check.
+version_added: 0.1.0
+author: analytics.platform contributors
+extends_documentation_fragment:
+  - analytics.platform.s3
+options:
+  bucket:
+    description: The data bucket.
+    type: str
+    required: true
+  other_bucket:
+    description: Another bucket, which no service identity may reach (created by the admin identity if missing).
+    type: str
+    default: contract-other
+  identities:
+    description:
+      - Service identities and what each may do on the data bucket.
+      - Actions not listed in O(identities[].expect) are expected to be denied, and so are other buckets and bucket
+        creation.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The identity's name (used in the check's name).
+        type: str
+        required: true
+      access_key:
+        description: Its access key.
+        type: str
+        required: true
+      secret_key:
+        description: Its secret key.
+        type: str
+        required: true
+      expect:
+        description: The actions it may do, among C(read), C(write), C(list) (true or false).
+        type: dict
+        default: {}
+  delta_identity:
+    description: The identity that writes the Delta round trip (must be able to write); empty skips it.
+    type: str
+    default: ""
+  fail_on_violation:
+    description: Fail the task when a check fails (the audit sets this to false and reports instead).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: The checks write only test objects under C(_contract/); they run in check mode too.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Verify the S3 contract
+  analytics.platform.s3_contract:
+    endpoint: https://store-b:8333
+    access_key: admin
+    secret_key: "{{ vault_s3_admin_secret }}"
+    ca_path: /srv/pki/ca.crt
+    bucket: analytics
+    identities:
+      - name: delta-writer
+        access_key: delta-writer
+        secret_key: "{{ vault_s3_writer }}"
+        expect: {read: true, write: true, list: true}
+      - name: delta-dashboard
+        access_key: delta-dashboard
+        secret_key: "{{ vault_s3_dashboard }}"
+        expect: {read: true, list: true}
+    delta_identity: delta-writer
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+checks:
+  description: One entry per check, with passed (true, false, or null when it could not run) and evidence.
+  returned: always
+  type: list
+  elements: dict
+passed:
+  description: Whether every check that ran passed.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.analytics.platform.plugins.module_utils import s3_contract as contract
+from ansible_collections.analytics.platform.plugins.module_utils.s3 import client, s3_common_argument_spec
+
+
+def main():
+    spec = s3_common_argument_spec()
+    spec.update(
+        bucket={"type": "str", "required": True},
+        other_bucket={"type": "str", "default": "contract-other"},
+        identities={
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "name": {"type": "str", "required": True},
+                "access_key": {"type": "str", "required": True, "no_log": False},
+                "secret_key": {"type": "str", "required": True, "no_log": True},
+                "expect": {"type": "dict", "default": {}},
+            },
+        },
+        delta_identity={"type": "str", "default": ""},
+        fail_on_violation={"type": "bool", "default": True},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    identities = {i["name"]: i for i in p["identities"]}
+
+    def make_client(access_key=None, secret_key=None, anonymous=False):
+        return client(module, access_key, secret_key, anonymous)
+
+    checks = [contract.check_tls(p["endpoint"], p["ca_path"])]
+    try:
+        admin = make_client()
+        admin.head_bucket(Bucket=p["bucket"])
+        if p["other_bucket"] not in {b["Name"] for b in admin.list_buckets().get("Buckets", [])}:
+            admin.create_bucket(Bucket=p["other_bucket"])
+        admin.put_object(Bucket=p["bucket"], Key="_contract/seed", Body=b"seed")
+    except Exception as e:
+        checks.append(contract.result("admin_access", False, f"the admin identity cannot use {p['bucket']}: {e}"))
+        module.exit_json(changed=False, checks=checks, passed=False, failed=p["fail_on_violation"],
+                         msg="S3 contract could not run: " + checks[-1]["evidence"])  # fmt: skip
+    checks.append(contract.check_anonymous(make_client, p["bucket"]))
+    checks.append(contract.check_default_credentials(make_client))
+    for name, ident in sorted(identities.items()):
+        checks.append(
+            contract.check_identity(make_client, p["bucket"], p["other_bucket"], name, ident, ident.get("expect", {}))
+        )
+    checks.append(contract.check_versioning(admin, p["bucket"]))
+    if p["delta_identity"]:
+        ident = identities.get(p["delta_identity"])
+        if not ident:
+            module.fail_json(msg=f"delta_identity '{p['delta_identity']}' is not in identities")
+        checks.append(contract.check_delta_roundtrip(p["endpoint"], p["bucket"], ident, p["region"], p["ca_path"]))
+    failed = [c for c in checks if c["passed"] is False]
+    out = {"changed": False, "checks": checks, "passed": not failed}
+    if failed and p["fail_on_violation"]:
+        out["failed"] = True
+        out["msg"] = "S3 contract violated: " + "; ".join(f"{c['check']}: {c['evidence']}" for c in failed)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
