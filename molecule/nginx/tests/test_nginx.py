@@ -1,0 +1,111 @@
+"""nginx in front of API hosts in two zones: TLS, spreading, failover, rate limit, redirect, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import address, ansible_playbook, http, lab_host, py
+
+
+@pytest.fixture(scope="module")
+def client():
+    return lab_host("client-x")
+
+
+def edge(path=""):
+    return f"https://{address('edge-a')}{path}"
+
+
+def health_requests(name):
+    """How many /health requests an API host has answered (from its own metrics)."""
+    code, body = http(lab_host(name), "https://127.0.0.1:3001/metrics")
+    assert code == 200
+    m = re.search(r'http_requests_total\{method="GET",path="/health",status="200"\} ([0-9.]+)', body)
+    return float(m.group(1)) if m else 0.0
+
+
+CTX = "import ssl, socket, http.client\nctx = ssl.create_default_context(cafile='/etc/analytics-platform/pki/ca.crt')\n"
+
+
+def test_tls_and_security_headers(client):
+    r = py(client, CTX + "s = ctx.wrap_socket(socket.create_connection(('edge-a', 443)), server_hostname='edge-a')\n"
+                         "print(s.version())")  # fmt: skip
+    assert r.stdout.strip() in {"TLSv1.3", "TLSv1.2"}, r.stderr
+    old = py(client, CTX + "ctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\n"
+                           "ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1\n"
+                           "ctx.wrap_socket(socket.create_connection(('edge-a', 443)))")  # fmt: skip
+    assert old.rc != 0  # TLS 1.1 is refused
+    headers = py(client, CTX + "h = http.client.HTTPSConnection('edge-a', 443, context=ctx)\n"
+                               "h.request('GET', '/health')\nprint(dict(h.getresponse().getheaders()))")  # fmt: skip
+    assert "Strict-Transport-Security" in headers.stdout and "max-age=63072000" in headers.stdout
+    assert "nginx/" not in headers.stdout  # server_tokens off
+
+
+def test_plain_http_redirects(client):
+    r = py(client, "import http.client\nc = http.client.HTTPConnection('edge-a', 80, timeout=5)\n"
+                   "c.request('GET', '/analytics')\nr = c.getresponse()\n"
+                   "print(r.status, r.getheader('Location'))")  # fmt: skip
+    assert r.stdout.split()[0] == "301" and r.stdout.split()[1].startswith("https://")
+
+
+def test_requests_spread_over_both_zones(client):
+    before = {n: health_requests(n) for n in ("api-a", "api-b")}
+    for _ in range(20):
+        assert http(client, "https://edge-a/health")[0] == 200
+    after = {n: health_requests(n) for n in ("api-a", "api-b")}
+    assert all(after[n] > before[n] for n in after), (before, after)
+
+
+def test_api_answers_through_nginx_and_cors_is_the_apis(client):
+    code, body = http(client, "https://edge-a/analytics", "POST", {"content-type": "application/json"}, "{}")
+    assert code == 401 and json.loads(body)["error"] == "missing or invalid API key"
+
+
+def test_a_burst_beyond_the_limit_gets_429(client):
+    script = CTX + (
+        "import json\ncodes = []\nh = http.client.HTTPSConnection('edge-a', 443, context=ctx, timeout=10)\n"
+        "for i in range(60):\n"
+        "    h.request('POST', '/analytics', body='{}', headers={'content-type': 'application/json'})\n"
+        "    r = h.getresponse()\n    r.read()\n    codes.append(r.status)\n"
+        "print(json.dumps(codes))"
+    )
+    codes = json.loads(py(client, script).stdout)
+    assert codes.count(429) >= 20, codes
+    assert 401 in codes  # the first ones reach the API
+
+
+def test_one_api_host_down_requests_still_succeed(client):
+    api_a = lab_host("api-a")
+    api_a.run("systemctl stop analytics-api")
+    try:
+        results = [http(client, "https://edge-a/health")[0] for _ in range(15)]
+        assert results == [200] * 15
+    finally:
+        api_a.run("systemctl start analytics-api")
+
+
+def test_nginx_config_is_validated_and_upstreams_are_verified():
+    edge_host = lab_host("edge-a")
+    conf = edge_host.file("/etc/nginx/nginx.conf").content_string
+    assert "least_conn;" in conf and "max_fails=3 fail_timeout=30s" in conf
+    assert f"server {address('api-a')}:3001" in conf and f"server {address('api-b')}:3001" in conf
+    assert "proxy_ssl_verify on;" in conf and "proxy_ssl_name analytics-api;" in conf
+    assert "limit_req zone=api_limit burst=20 nodelay;" in conf
+    assert edge_host.run("nginx -t").rc == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{"nginx_rate_limit": "0r/s"}', "nginx_rate_limit must be a positive rate"),
+        ('{"nginx_upstream_group": "nobody"}', "group 'nobody' (nginx_upstream_group) must list the API hosts"),
+    ],
+)
+def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
+    before = lab_host("edge-a").file("/etc/nginx/nginx.conf").content_string
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only=True)
+    assert r.returncode != 0
+    assert message in r.output
+    assert lab_host("edge-a").file("/etc/nginx/nginx.conf").content_string == before
