@@ -49,14 +49,19 @@ def tcp_open(vantage, ip: str, port: int, timeout: int = 3) -> bool:
     return r.rc == 0
 
 
-def ansible_playbook(playbook: str | Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-    """Run ansible-playbook against the scenario's inventory, as molecule's converge does."""
+def ansible_playbook(
+    playbook: str | Path, *args: str, check: bool = False, preflight_only: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ansible-playbook against the scenario's inventory, as molecule's converge does. With preflight_only, only
+    the tasks tagged preflight run (bad-input checks whose messages come from the roles' preflight)."""
     env = dict(os.environ)
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "collections"))
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"  # one line per result: messages are not folded
     cmd = ["ansible-playbook", "-i", inventory_dir(), str(playbook), *args]
+    if preflight_only:
+        cmd += ["--tags", "preflight"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=check, timeout=900)
     r.output = " ".join((r.stdout + r.stderr).split())  # whitespace-normalised, for message checks
     return r
@@ -119,3 +124,10 @@ def http(host, url: str, method: str = "GET", headers: dict | None = None, data:
     out = host.run(f"python3 -c {args}").stdout
     code, _, body = out.partition("\n")
     return int(code or 0), body
+
+
+def py(host, code: str):
+    """Run a Python snippet on a lab host (python3 is on every host); returns the testinfra result."""
+    import shlex
+
+    return host.run(f"python3 -c {shlex.quote(code)}")

@@ -154,7 +154,7 @@ def test_backup_restores_onto_a_fresh_host(pg_a):
 )  # fmt: skip
 def test_bad_input_fails_in_preflight(scenario_dir, pg_a, extra, message):
     before = pg_a.file("/etc/postgresql/15/main/pg_hba.conf").content_string
-    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra)
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only=True)
     assert r.returncode != 0
     assert message in r.output
     assert pg_a.file("/etc/postgresql/15/main/pg_hba.conf").content_string == before

@@ -191,7 +191,7 @@ def test_journal_and_sysctl(name):
 )  # fmt: skip
 def test_bad_input_fails_before_changes(scenario_dir, sec_a, extra, message):
     before = sec_a.run("nft list ruleset").stdout
-    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra)
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only=True)
     assert r.returncode != 0
     assert message in r.output
     assert "changed=0" in r.stdout or "PLAY RECAP" not in r.stdout
