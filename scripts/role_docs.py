@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Keep each role's README in step with its meta/argument_specs.yml.
+"""Keep each role's README and argument_specs in step with its defaults.
 
-The variables table between the markers <!-- BEGIN VARIABLES --> and <!-- END VARIABLES --> in roles/<role>/README.md
-is generated from the role's main entry point. `python scripts/role_docs.py` rewrites the tables;
-`--check` exits non-zero naming every README that is out of date (the unit tests run it).
+The description of each variable in meta/argument_specs.yml is the comment directly above it in defaults/main.yml
+(variables listed together under one comment share it). The variables table between the markers
+<!-- BEGIN VARIABLES --> and <!-- END VARIABLES --> in roles/<role>/README.md is generated from the role's main entry
+point. `python scripts/role_docs.py` rewrites both; `--check` exits non-zero naming every file that is out of date
+(the unit tests run it).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -32,7 +35,8 @@ def render(spec: dict, defaults: dict) -> str:
             default = "**required**"
         elif name in defaults:
             value = defaults[name]
-            default = f"`{yaml.safe_dump(value, default_flow_style=True, width=1000).strip()}`"
+            dumped = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+            default = f"`{dumped}`"
             if len(default) > 60:
                 default = "see defaults/main.yml"
         else:
@@ -44,6 +48,85 @@ def render(spec: dict, defaults: dict) -> str:
             desc += " Choices: " + ", ".join(f"`{c}`" for c in opt["choices"]) + "."
         lines.append(f"| `{name}` | {typ} | {_cell(default)} | {_cell(desc)} |")
     return "\n".join(lines)
+
+
+def comments(defaults_text: str) -> dict[str, str]:
+    """Each top-level variable's description: the comment block above it, or its group's when none."""
+    out: dict[str, str] = {}
+    pending: list[str] = []
+    current = ""
+    for line in defaults_text.splitlines():
+        if not line.strip():
+            pending, current = [], ""
+        elif line == "---":
+            pending, current = [], ""
+        elif line.startswith("# ---"):
+            # A section header describes the variables right under it that have no comment of their own.
+            header = line.strip("# -").strip()
+            pending, current = ([header[0].upper() + header[1:] + "."] if header else []), ""
+        elif line.startswith("#"):
+            body = line[1:].strip()
+            # Commented-out examples end the prose.
+            if re.match(r"^([a-z_][a-z0-9_]*:|-\s|\{)", body) or (pending and pending[-1] is None):
+                pending.append(None)
+            else:
+                pending.append(body)
+        else:
+            m = re.match(r"^([a-z_][a-z0-9_]*):", line)
+            if m:
+                prose = [p for p in pending if p is not None]
+                if prose:
+                    # Ansible templates argument specs: a description must not hold Jinja.
+                    current = " ".join(prose).replace("{{", "{ {").replace("}}", "} }")
+                pending = []
+                if current:
+                    out[m.group(1)] = current
+    return out
+
+
+class _IndentDumper(yaml.SafeDumper):
+    """Lists indented under their key (yamllint's indentation rule)."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
+def _type_of(value) -> str:
+    if isinstance(value, str) and "{{" in value:
+        return "raw"
+    return {bool: "bool", int: "int", float: "float", list: "list", dict: "dict"}.get(type(value), "str")
+
+
+def sync_specs(role: Path, check: bool) -> list[str]:
+    spec_file = role / "meta" / "argument_specs.yml"
+    defaults_file = role / "defaults" / "main.yml"
+    if not spec_file.is_file() or not defaults_file.is_file():
+        return []
+    spec = yaml.safe_load(spec_file.read_text()) or {}
+    main = spec.setdefault("argument_specs", {}).setdefault("main", {})
+    if not main.get("options"):
+        main["options"] = {}
+    options = main["options"]
+    wanted = comments(defaults_file.read_text())
+    defaults = yaml.safe_load(defaults_file.read_text()) or {}
+    changed = False
+    for name, value in defaults.items():
+        if name not in options:  # a new variable: add it, typed from its default
+            options[name] = {"type": _type_of(value), "description": wanted.get(name, "")}
+            if "password" in name or "secret" in name:
+                options[name]["no_log"] = True
+            changed = True
+    for name, opt in options.items():
+        if name in wanted and opt.get("description") != wanted[name]:
+            opt["description"] = wanted[name]
+            changed = True
+    text = "---\n" + yaml.dump(spec, Dumper=_IndentDumper, sort_keys=False, width=120, allow_unicode=True)
+    if not changed and text == spec_file.read_text():
+        return []
+    if check:
+        return [f"{spec_file.relative_to(ROOT)}: descriptions differ from defaults/main.yml (run python scripts/role_docs.py)"]
+    spec_file.write_text(text)
+    return []
 
 
 def process(role: Path, check: bool) -> list[str]:
@@ -73,6 +156,7 @@ def main(argv: list[str]) -> int:
     problems = []
     for role in sorted((ROOT / "roles").iterdir()):
         if (role / "tasks" / "main.yml").is_file():
+            problems += sync_specs(role, check)
             problems += process(role, check)
     for p in problems:
         print(p, file=sys.stderr)
