@@ -56,9 +56,7 @@ def comments(defaults_text: str) -> dict[str, str]:
     pending: list[str] = []
     current = ""
     for line in defaults_text.splitlines():
-        if not line.strip():
-            pending, current = [], ""
-        elif line == "---":
+        if not line.strip() or line == "---":
             pending, current = [], ""
         elif line.startswith("# ---"):
             # A section header describes the variables right under it that have no comment of their own.
@@ -124,7 +122,8 @@ def sync_specs(role: Path, check: bool) -> list[str]:
     if not changed and text == spec_file.read_text():
         return []
     if check:
-        return [f"{spec_file.relative_to(ROOT)}: descriptions differ from defaults/main.yml (run python scripts/role_docs.py)"]
+        rel = spec_file.relative_to(ROOT)
+        return [f"{rel}: descriptions differ from defaults/main.yml (run python scripts/role_docs.py)"]
     spec_file.write_text(text)
     return []
 
