@@ -1,0 +1,253 @@
+"""Grafana and Bento as rendered (their software does not run here): the files are parsed and checked against the
+schemas of what reads them, and against the platform (data source uids, the events table's columns)."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from conftest import ROOT, ansible_playbook, lab_host, lab_secret
+
+
+@pytest.fixture(scope="module")
+def obs():
+    return lab_host("obs-c")
+
+
+def read(host, path):
+    with host.sudo():
+        return host.file(path).content_string
+
+
+# --- Grafana ------------------------------------------------------------------------------------------------------
+
+
+def test_grafana_ini_is_secure_and_signs_in_with_keycloak(obs):
+    ini = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
+    ini.read_string(read(obs, "/etc/grafana/grafana.ini"))
+    assert ini["server"]["protocol"] == "https" and ini["server"]["min_tls_version"] == "TLS1.2"
+    assert obs.file(ini["server"]["cert_file"]).exists and obs.file(ini["server"]["cert_key"]).exists
+    assert ini["security"]["admin_password"] == lab_secret("grafana_admin")
+    assert len(ini["security"]["secret_key"]) >= 32 and ini["security"]["cookie_secure"] == "true"
+    assert ini["auth.anonymous"]["enabled"] == "false" and ini["users"]["allow_sign_up"] == "false"
+    oauth = ini["auth.generic_oauth"]
+    base = "https://sso.example.com/realms/platform/protocol/openid-connect"
+    assert oauth["enabled"] == "true" and oauth["auth_url"] == f"{base}/auth" and oauth["token_url"] == f"{base}/token"
+    assert oauth["client_secret"] == lab_secret("grafana_oauth") and "platform-admins" in oauth["role_attribute_path"]
+    assert ini["analytics"]["reporting_enabled"] == "false"
+    f = obs.file("/etc/grafana/grafana.ini")
+    assert f.mode == 0o640 and f.user == "root" and f.group == "grafana"
+
+
+DATASOURCES_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "datasources"],
+    "properties": {
+        "apiVersion": {"const": 1},
+        "datasources": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "uid", "type", "access", "url"],
+                "properties": {
+                    "access": {"enum": ["proxy", "direct"]},
+                    "jsonData": {"type": "object"},
+                    "secureJsonData": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+
+def datasources(obs):
+    doc = yaml.safe_load(read(obs, "/etc/grafana/provisioning/datasources/platform.yml"))
+    jsonschema.validate(doc, DATASOURCES_SCHEMA)
+    return {d["uid"]: d for d in doc["datasources"]}
+
+
+def test_the_database_source_is_the_read_replica_with_verify_full(obs):
+    ds = datasources(obs)
+    pg = ds["analytics-replica"]
+    assert pg["url"] == "192.0.2.20:5432" and pg["user"] == "analytics_reader"
+    assert pg["jsonData"]["sslmode"] == "verify-full" and pg["jsonData"]["sslRootCertFile"].endswith("ca.crt")
+    assert "password" not in pg["jsonData"] and len(pg["secureJsonData"]["password"]) >= 16
+    prom = ds["platform-prometheus"]
+    assert prom["url"] == "https://192.0.2.30:9090" and "BEGIN CERTIFICATE" in prom["secureJsonData"]["tlsCACert"]
+
+
+DASHBOARD_SCHEMA = {
+    "type": "object",
+    "required": ["uid", "title", "panels", "schemaVersion"],
+    "properties": {
+        "uid": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,40}$"},
+        "schemaVersion": {"type": "integer", "minimum": 30},
+        "panels": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["id", "type", "title", "gridPos", "datasource", "targets"],
+                "properties": {
+                    "gridPos": {
+                        "type": "object",
+                        "required": ["h", "w", "x", "y"],
+                        "properties": {"w": {"maximum": 24}, "x": {"maximum": 23}},
+                    },
+                    "datasource": {"type": "object", "required": ["type", "uid"]},
+                    "targets": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["refId"]}},
+                },
+            },
+        },
+    },
+}
+
+
+def test_dashboards_validate_and_use_only_provisioned_sources(obs):
+    uids = set(datasources(obs))
+    files = obs.file("/var/lib/grafana-dashboards").listdir()
+    assert sorted(files) == ["events.json", "overview.json"]
+    titles = set()
+    for name in files:
+        dash = json.loads(read(obs, f"/var/lib/grafana-dashboards/{name}"))
+        jsonschema.validate(dash, DASHBOARD_SCHEMA)
+        ids = [p["id"] for p in dash["panels"]]
+        assert len(ids) == len(set(ids)), name
+        for p in dash["panels"]:
+            assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24, (name, p["title"])
+            assert p["datasource"]["uid"] in uids, (name, p["title"])
+            titles.add(p["title"].lower())
+    for topic in ("ingest rate", "error", "latency", "consumer lag", "postgresql", "object store"):
+        assert any(topic in t for t in titles), topic
+    provider = yaml.safe_load(read(obs, "/etc/grafana/provisioning/dashboards/platform.yml"))
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana-dashboards"
+
+
+def test_alert_rules_reference_their_own_queries(obs):
+    doc = yaml.safe_load(read(obs, "/etc/grafana/provisioning/alerting/platform.yml"))
+    uids = set(datasources(obs)) | {"__expr__"}
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert rules
+    for r in rules:
+        refs = {d["refId"] for d in r["data"]}
+        assert r["condition"] in refs and all(d["datasourceUid"] in uids for d in r["data"])
+        for d in r["data"]:
+            if d["datasourceUid"] == "__expr__":
+                assert d["model"]["expression"] in refs
+
+
+# --- Bento --------------------------------------------------------------------------------------------------------
+
+# The fields Bento documents for the components the role uses (the "Advanced" field lists).
+KAFKA_FRANZ = set(
+    [
+        "seed_brokers",
+        "topics",
+        "regexp_topics",
+        "consumer_group",
+        "client_id",
+        "rack_id",
+        "checkpoint_limit",
+        "auto_replay_nacks",
+        "commit_period",
+        "start_from_oldest",
+        "tls",
+        "sasl",
+        "multi_header",
+        "batching",
+    ]
+)
+KAFKA_FRANZ_OUT = set(
+    [
+        "seed_brokers",
+        "topic",
+        "key",
+        "partition",
+        "client_id",
+        "rack_id",
+        "idempotent_write",
+        "metadata",
+        "max_in_flight",
+        "timeout",
+        "max_message_bytes",
+        "compression",
+        "tls",
+        "sasl",
+        "batching",
+    ]
+)
+SQL_INSERT = {"driver", "dsn", "table", "columns", "args_mapping", "prefix", "suffix", "options", "max_in_flight",
+              "init_files", "init_statement", "conn_max_idle_time", "conn_max_life_time", "conn_max_idle",
+              "conn_max_open", "batching"}  # fmt: skip
+TLS = {"enabled", "skip_cert_verify", "enable_renegotiation", "root_cas", "root_cas_file", "client_certs"}
+
+
+def bento(obs):
+    return yaml.safe_load(read(obs, "/etc/bento/bento.yaml"))
+
+
+def test_bento_pipeline_uses_only_documented_fields_and_secure_transport(obs):
+    cfg = bento(obs)
+    assert set(cfg) <= {"http", "logger", "metrics", "input", "pipeline", "output", "buffer", "resources"}
+    kin = cfg["input"]["kafka_franz"]
+    assert set(kin) <= KAFKA_FRANZ and set(kin["tls"]) <= TLS
+    assert kin["tls"] == {"enabled": True, "skip_cert_verify": False, "root_cas_file": kin["tls"]["root_cas_file"]}
+    assert kin["sasl"] == [{"mechanism": "SCRAM-SHA-512", "username": "bento", "password": "${KAFKA_PASSWORD}"}]
+    assert kin["consumer_group"] == "bento" and kin["topics"] == ["analytics-events"]
+    cases = cfg["output"]["switch"]["cases"]
+    dlq, pg = cases[0]["output"]["kafka_franz"], cases[1]["output"]["sql_insert"]
+    assert set(dlq) <= KAFKA_FRANZ_OUT and dlq["topic"] == "analytics-events-dlq" and dlq["tls"]["enabled"] is True
+    assert set(pg) <= SQL_INSERT and pg["driver"] == "postgres"
+    assert "sslmode=verify-full" in pg["dsn"] and "${PG_PASSWORD}" in pg["dsn"] and "@192.0.2.10:5432/" in pg["dsn"]
+    assert pg["suffix"] == "ON CONFLICT (event_id, event_time) DO NOTHING"
+
+
+def test_bento_writes_every_column_of_the_events_table(obs):
+    pg = bento(obs)["output"]["switch"]["cases"][1]["output"]["sql_insert"]
+    ddl = (ROOT / "roles/postgresql/files/analytics_events.sql").read_text()
+    body = ddl.split("CREATE TABLE IF NOT EXISTS analytics_events (", 1)[1].split(") PARTITION BY", 1)[0]
+    table_columns = [m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+(uuid|text|timestamptz|jsonb)", body, re.M)]
+    assert pg["columns"] == table_columns
+    args = re.findall(r"^\s+this\.", pg["args_mapping"], re.M)
+    assert len(args) == len(table_columns)
+
+
+def test_bento_secrets_stay_out_of_the_pipeline(obs):
+    env = obs.file("/etc/bento/bento.env")
+    assert env.mode == 0o600 and env.user == "root"
+    assert f"KAFKA_PASSWORD={lab_secret('kafka_bento')}" in read(obs, "/etc/bento/bento.env")
+    assert lab_secret("kafka_bento") not in read(obs, "/etc/bento/bento.yaml")
+    unit = obs.file("/etc/systemd/system/bento@.service").content_string
+    for line in ("User=bento", "NoNewPrivileges=true", "ProtectSystem=strict", "EnvironmentFile=/etc/bento/bento.env"):
+        assert line in unit
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            '{"grafana_admin_user": "admin", "grafana_admin_password": "admin"}',
+            "admin/admin and other defaults are refused",
+        ),
+        ('{"grafana_oauth_provider": "github", "grafana_oauth_client_id": ""}', "needs grafana_oauth_client_id"),
+        ('{"grafana_pg_host": ""}', "Grafana reads the READ REPLICA"),
+        ('{"bento_install_binary": true}', "Bento is not distributed with this collection"),
+        ('{"bento_instances": 0}', "bento_instances and bento_batch_count must be 1 or more"),
+    ],
+)
+def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only=True)
+    assert r.returncode != 0
+    assert message in r.output
+
+
+def test_a_dashboard_that_is_not_json_is_refused_by_name(scenario_dir, tmp_path: Path):
+    (tmp_path / "broken.json").write_text("{not json")
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", json.dumps({"grafana_dashboards_dir": str(tmp_path)}),
+                         preflight_only=True)  # fmt: skip
+    assert r.returncode != 0 and "broken.json" in r.output
