@@ -1,0 +1,144 @@
+"""Prometheus, exporters and alert rules, live: verified TLS scrapes, rules under promtool, alerts that go pending."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import ansible_playbook, http, lab_host
+
+PROM = "https://127.0.0.1:9090"
+
+
+@pytest.fixture(scope="module")
+def mon():
+    return lab_host("mon-c")
+
+
+def query(mon, promql: str) -> list[dict]:
+    import urllib.parse
+
+    code, body = http(mon, f"{PROM}/api/v1/query?query={urllib.parse.quote(promql)}")
+    assert code == 200, body
+    return json.loads(body)["data"]["result"]
+
+
+def wait_for(fn, timeout=90, step=3):
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(step)
+
+
+def test_rule_unit_tests_pass_and_catch_a_wrong_threshold(mon):
+    ok = mon.run("cd /etc/prometheus/tests && promtool test rules platform.rules.test.yml")
+    assert ok.rc == 0, ok.stdout + ok.stderr
+    # The same tests against rules whose error threshold was raised tenfold must fail: they check the threshold.
+    broken = mon.run(
+        "rm -rf /tmp/rt && mkdir -p /tmp/rt/rules /tmp/rt/tests && cp /etc/prometheus/tests/*.yml /tmp/rt/tests/ && "
+        "sed 's/) > 0.05$/) > 0.5/' /etc/prometheus/rules/platform.rules.yml > /tmp/rt/rules/platform.rules.yml && "
+        "grep -q '> 0.5$' /tmp/rt/rules/platform.rules.yml && "
+        "cd /tmp/rt/tests && promtool test rules platform.rules.test.yml"
+    )
+    assert broken.rc != 0 and "HighErrorRate" in broken.stdout + broken.stderr
+
+
+def test_every_target_is_scraped_over_verified_tls(mon):
+    def targets():
+        code, body = http(mon, f"{PROM}/api/v1/targets")
+        assert code == 200
+        active = json.loads(body)["data"]["activeTargets"]
+        return active if active and all(t["health"] == "up" for t in active) else None
+
+    active = wait_for(targets)
+    assert active, http(mon, f"{PROM}/api/v1/targets")[1]
+    jobs = sorted((t["labels"]["job"], t["labels"]["instance"]) for t in active)
+    assert {("node", h) for h in ("mon-c", "db-a", "db-b", "api-b")} <= set(jobs)
+    want = {("postgresql", "db-a"), ("postgresql", "db-b"), ("analytics_api", "api-b"), ("prometheus", "mon-c")}
+    assert want <= set(jobs)
+    assert all(t["scrapeUrl"].startswith("https://") for t in active if t["labels"]["job"] != "pg_sink")
+    zones = {t["labels"]["instance"]: t["labels"]["zone"] for t in active}
+    assert zones["db-a"] == "zone-a" and zones["api-b"] == "zone-b"
+
+
+def test_exporters_refuse_plain_http():
+    db = lab_host("db-a")
+    for port in (9100, 9187):
+        r = db.run(
+            f"python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/metrics').status)\""
+        )
+        assert r.rc != 0 or "200" not in r.stdout
+
+
+def test_exported_metrics_carry_what_the_rules_need(mon):
+    certs = wait_for(lambda: query(mon, "ap_certificate_not_after_seconds"))
+    assert {c["metric"]["instance"] for c in certs} == {"mon-c", "db-a", "db-b", "api-b"}
+    assert all(float(c["value"][1]) > time.time() + 86400 for c in certs)
+    unit = query(mon, 'node_systemd_unit_state{name="analytics-api.service", state="active"}')
+    assert [float(u["value"][1]) for u in unit] == [1.0]
+    assert [float(r["value"][1]) for r in query(mon, "pg_up")] == [1.0, 1.0]
+    # Our replication queries answer on the primary only: one replica streams, and its lag is measured.
+    streaming = query(mon, "ap_replication_senders_streaming")
+    assert [(r["metric"]["instance"], float(r["value"][1])) for r in streaming] == [("db-a", 1.0)]
+    lag = query(mon, "ap_replication_replay_lag_seconds")
+    assert [r["metric"]["instance"] for r in lag] == ["db-a"] and float(lag[0]["value"][1]) < 60
+    assert query(mon, 'http_requests_total{job="analytics_api"}')
+
+
+def test_every_rule_is_loaded_and_healthy(mon):
+    _, body = http(mon, f"{PROM}/api/v1/rules")
+    rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+    names = {r["name"] for r in rules}
+    assert names >= {"HighErrorRate", "KafkaConsumerLag", "KafkaBrokerDown", "ObjectStoreNodeDown", "HostDown",
+                     "ScrapeTargetDown", "PostgreSQLReplicationLag", "PostgreSQLReplicaNotStreaming",
+                     "CertificateExpiresSoon"}  # fmt: skip
+    assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+
+
+def test_alerts_go_pending_live(mon):
+    api, replica = lab_host("api-b"), lab_host("db-b")
+    api.run("systemctl stop analytics-api")
+    replica.run("systemctl stop postgresql")
+    try:
+
+        def pending():
+            _, body = http(mon, f"{PROM}/api/v1/alerts")
+            alerts = json.loads(body)["data"]["alerts"]
+            names = {(a["labels"]["alertname"], a["labels"].get("job", "")) for a in alerts}
+            want = {("ScrapeTargetDown", "analytics_api"), ("PostgreSQLReplicaNotStreaming", "postgresql")}
+            return want <= names
+
+        assert wait_for(pending, timeout=60), http(mon, f"{PROM}/api/v1/alerts")[1]
+        down = query(mon, 'node_systemd_unit_state{name="analytics-api.service", state="active"}')
+        assert [float(u["value"][1]) for u in down] == [0.0]
+    finally:
+        api.run("systemctl start analytics-api")
+        replica.run("systemctl start postgresql")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{"monitoring_error_rate_threshold": 5}', "monitoring_error_rate_threshold must be a fraction between 0"),
+        ('{"monitoring_jobs_extra": [{"name": "x", "group": "all"}]}', "every entry of monitoring_jobs"),
+        ('{"monitoring_prometheus_group": "nobody"}', "group 'nobody' (monitoring_prometheus_group)"),
+    ],
+)
+def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only=True)
+    assert r.returncode != 0
+    assert message in r.output
+
+
+def test_a_rule_file_that_does_not_parse_is_refused_by_name(scenario_dir, mon):
+    before = mon.file("/etc/prometheus/rules").listdir()
+    bad = scenario_dir / "files" / "broken.rules.yml"
+    r = ansible_playbook(scenario_dir / "converge.yml", "--limit", "mon-c", "-e",
+                         json.dumps({"monitoring_extra_rule_files": [str(bad)]}))  # fmt: skip
+    assert r.returncode != 0
+    assert f"monitoring_extra_rule_files: {bad}" in r.output
+    assert mon.file("/etc/prometheus/rules").listdir() == before
+    assert mon.run("systemctl is-active prometheus").stdout.strip() == "active"
