@@ -13,7 +13,7 @@ ANSIBLE_ENV := ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg PATH=$(CURDIR)/$(BIN):$$PATH
 LAB_ENV     := $(ANSIBLE_ENV) ANSIBLE_VAULT_PASSWORD_FILE=$(CURDIR)/.lab/lab/vault-pass
 INVENTORY   ?= inventories/lab
 # Role scenarios run by `make test`, without their fault drills (see docs/testing.md for the budget).
-SCENARIOS   ?= default security kafka services postgresql seaweedfs minio nginx monitoring rendered
+SCENARIOS   ?= default security kafka services postgresql seaweedfs minio monitoring rendered
 # `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load), then the
 # whole platform.
 HEAVY_SCENARIOS ?= kafka seaweedfs
