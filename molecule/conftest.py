@@ -131,3 +131,16 @@ def py(host, code: str):
     import shlex
 
     return host.run(f"python3 -c {shlex.quote(code)}")
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Append each failed test with its error line to reports/molecule/<scenario>.failures, which
+    scripts/molecule.sh prints after molecule's recap (so the end of a CI log names what failed)."""
+    if not report.failed or "MOLECULE_SCENARIO_NAME" not in os.environ:
+        return
+    path = ROOT / "reports" / "molecule" / f"{os.environ['MOLECULE_SCENARIO_NAME']}.failures"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    crash = getattr(report.longrepr, "reprcrash", None)
+    lines = (crash.message if crash else str(report.longrepr).strip()).splitlines()
+    with path.open("a") as f:
+        f.write(f"FAILED ({report.when}) {report.nodeid}\n" + "".join(f"    {line[:300]}\n" for line in lines[:8]))

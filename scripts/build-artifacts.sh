@@ -2,7 +2,8 @@
 # Fill the git-ignored artifacts/ folder with what the roles install in the lab, plus a SHA256SUMS file:
 #   kafka_2.13-<version>.tgz  Apache Kafka assembled from Maven Central (build/kafka/pom.xml), laid out like upstream
 #   weed                      SeaweedFS built with `go install` at the pinned version
-#   wheelhouse/               wheels of every service in apps/ and their dependencies (lab hosts install with --no-index)
+#   wheelhouse/               wheels of every service in apps/ and their dependencies (lab hosts install with --no-index),
+#                             and <service>.wheels: the wheels each service needs
 # Bento is not built: the Go module proxy refused v1.20.0 on 2026-11-29 (docs/components.md); the bento role takes a
 # user-supplied binary instead.
 # Re-runnable: a piece whose recipe is unchanged and whose checksum still verifies is skipped.
@@ -94,6 +95,18 @@ if [ ${#apps[@]} -gt 0 ]; then
     py="${AP_VENV}/bin/python"; [ -x "$py" ] || py=python3
     run_logged "$AP_CACHE/wheelhouse.log" "pip wheel of the services in apps/" \
       "$py" -m pip wheel --quiet --wheel-dir wheelhouse.tmp -c "$AP_ROOT/apps/constraints.txt" "${apps[@]}"
+    # Each service's wheels (its resolved closure, offline from this wheelhouse) in <dist-name>.wheels: hosts get only
+    # the wheels of the services they run, and pip installs exactly those files.
+    for app in "${apps[@]}"; do
+      dist=$(basename "$app" | tr _ -)
+      run_logged "$AP_CACHE/wheelhouse.log" "resolution of $dist's wheels" \
+        "$py" -m pip install --quiet --dry-run --ignore-installed --no-index --find-links wheelhouse.tmp \
+          --report "wheelhouse.tmp/$dist.report.json" "$dist"
+      "$py" -c 'import json, sys; print("\n".join(sorted(i["download_info"]["url"].rsplit("/", 1)[1]
+                 for i in json.load(open(sys.argv[1]))["install"])))' "wheelhouse.tmp/$dist.report.json" \
+        >"wheelhouse.tmp/$dist.wheels"
+      rm "wheelhouse.tmp/$dist.report.json"
+    done
     (cd wheelhouse.tmp && sha256sum -- *.whl >SHA256SUMS)
     rm -rf wheelhouse && mv wheelhouse.tmp wheelhouse
     stamp wheelhouse "$wh_recipe"

@@ -24,7 +24,7 @@ def query(mon, promql: str) -> list[dict]:
     return json.loads(body)["data"]["result"]
 
 
-def wait_for(fn, timeout=90, step=3):
+def wait_for(fn, timeout=150, step=3):
     deadline = time.time() + timeout
     while True:
         value = fn()
@@ -73,19 +73,37 @@ def test_exporters_refuse_plain_http():
         assert r.rc != 0 or "200" not in r.stdout
 
 
+def eventually(promql_fn, check, timeout=120):
+    """Poll until check(value) holds (the exporters' first scrapes can lag under load); return the last value."""
+    deadline = time.time() + timeout
+    while True:
+        value = promql_fn()
+        if check(value) or time.time() > deadline:
+            return value
+        time.sleep(3)
+
+
 def test_exported_metrics_carry_what_the_rules_need(mon):
-    certs = wait_for(lambda: query(mon, "ap_certificate_not_after_seconds"))
+    certs = eventually(lambda: query(mon, "ap_certificate_not_after_seconds"), lambda v: len(v) == 4)
     assert {c["metric"]["instance"] for c in certs} == {"mon-c", "db-a", "db-b", "api-b"}
     assert all(float(c["value"][1]) > time.time() + 86400 for c in certs)
-    unit = query(mon, 'node_systemd_unit_state{name="analytics-api.service", state="active"}')
-    assert [float(u["value"][1]) for u in unit] == [1.0]
-    assert [float(r["value"][1]) for r in query(mon, "pg_up")] == [1.0, 1.0]
+
+    def values(promql):
+        return lambda: sorted(float(u["value"][1]) for u in query(mon, promql))
+
+    unit = values('node_systemd_unit_state{name="analytics-api.service", state="active"}')
+    assert eventually(unit, lambda v: v == [1.0]) == [1.0]
+    assert eventually(values("pg_up"), lambda v: v == [1.0, 1.0]) == [1.0, 1.0]
     # Our replication queries answer on the primary only: one replica streams, and its lag is measured.
-    streaming = query(mon, "ap_replication_senders_streaming")
-    assert [(r["metric"]["instance"], float(r["value"][1])) for r in streaming] == [("db-a", 1.0)]
-    lag = query(mon, "ap_replication_replay_lag_seconds")
+    want = [("db-a", 1.0)]
+
+    def streaming():
+        return [(r["metric"]["instance"], float(r["value"][1])) for r in query(mon, "ap_replication_senders_streaming")]
+
+    assert eventually(streaming, lambda v: v == want) == want
+    lag = eventually(lambda: query(mon, "ap_replication_replay_lag_seconds"), bool)
     assert [r["metric"]["instance"] for r in lag] == ["db-a"] and float(lag[0]["value"][1]) < 60
-    assert query(mon, 'http_requests_total{job="analytics_api"}')
+    assert eventually(lambda: query(mon, 'http_requests_total{job="analytics_api"}'), bool)
 
 
 def test_every_rule_is_loaded_and_healthy(mon):
@@ -111,9 +129,10 @@ def test_alerts_go_pending_live(mon):
             want = {("ScrapeTargetDown", "analytics_api"), ("PostgreSQLReplicaNotStreaming", "postgresql")}
             return want <= names
 
-        assert wait_for(pending, timeout=60), http(mon, f"{PROM}/api/v1/alerts")[1]
-        down = query(mon, 'node_systemd_unit_state{name="analytics-api.service", state="active"}')
-        assert [float(u["value"][1]) for u in down] == [0.0]
+        assert wait_for(pending, timeout=150), http(mon, f"{PROM}/api/v1/alerts")[1]
+        promql = 'node_systemd_unit_state{name="analytics-api.service", state="active"}'
+        down = eventually(lambda: [float(u["value"][1]) for u in query(mon, promql)], lambda v: v == [0.0])
+        assert down == [0.0]
     finally:
         api.run("systemctl start analytics-api")
         replica.run("systemctl start postgresql")

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import ansible_playbook, http, lab_host, lab_secret
+from conftest import ROOT, ansible_playbook, http, lab_host, lab_secret
 
 SERVICES = {
     "svc-a": ["analytics-api", "pg-sink"],
@@ -59,12 +59,38 @@ def test_secrets_only_in_a_root_only_file_never_in_arguments(name, service):
     assert host.run(f"runuser -u {service} -- cat /etc/analytics-platform/{service}.env").rc != 0
 
 
+def dist_name(wheel: str) -> str:
+    return wheel.split("-", 1)[0].replace("_", "-").lower()
+
+
 @pytest.mark.parametrize(("name", "service"), PARAMS)
 def test_installed_from_the_wheelhouse_only(name, service):
     host = lab_host(name)
-    assert host.run("cd /opt/analytics-platform/wheelhouse && sha256sum --quiet --strict -c SHA256SUMS").rc == 0
+    assert (
+        host.run(f"cd /opt/analytics-platform/wheelhouse && sha256sum --quiet --strict -c {service}.SHA256SUMS").rc == 0
+    )
     pip = host.run(f"/opt/analytics-platform/{service}/venv/bin/pip show {service}")
     assert pip.rc == 0 and "Version: 0.1.0" in pip.stdout
+    # Exactly the wheels the service's list names are installed (pip and setuptools come with the venv).
+    listed = {dist_name(w) for w in (ROOT / "artifacts" / "wheelhouse" / f"{service}.wheels").read_text().split()}
+    installed = json.loads(host.run(f"/opt/analytics-platform/{service}/venv/bin/pip list --format=json").stdout)
+    assert {p["name"].replace("_", "-").lower() for p in installed} - {"pip", "setuptools"} == listed
+
+
+def test_a_host_gets_only_the_wheels_of_its_services():
+    # svc-a runs the API and the sink: the lake's wheels (pyarrow, deltalake: 100 MB) never reach it.
+    on_a = {
+        dist_name(w)
+        for w in lab_host("svc-a").file("/opt/analytics-platform/wheelhouse").listdir()
+        if w.endswith(".whl")
+    }
+    on_b = {
+        dist_name(w)
+        for w in lab_host("svc-b").file("/opt/analytics-platform/wheelhouse").listdir()
+        if w.endswith(".whl")
+    }
+    assert {"analytics-api", "pg-sink", "psycopg"} <= on_a and not {"pyarrow", "deltalake"} & on_a
+    assert {"deltalake", "pyarrow", "delta-writer"} <= on_b and "pg-sink" not in on_b
 
 
 @pytest.mark.parametrize(("name", "service"), PARAMS)
@@ -121,7 +147,8 @@ def test_a_broken_setting_stops_the_service_with_one_line(scenario_dir):
 )
 def test_bad_input_fails_before_changes(scenario_dir, extra, message):
     before = lab_host("svc-a").run("systemctl show -p ActiveEnterTimestamp analytics-api").stdout
-    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra)
+    # The roles' own checks are tagged preflight; the wheelhouse is checked by python_service inside the deployment.
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only="wheelhouse" not in extra)
     assert r.returncode != 0
     assert message in r.output
     assert lab_host("svc-a").run("systemctl show -p ActiveEnterTimestamp analytics-api").stdout == before

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Run molecule scenarios: scripts/molecule.sh kafka postgresql
+# AP_MOLECULE_JOBS=N runs up to N scenarios at once (each in its own lab networks; a scenario starts once the previous
+# one has created its networks, so their address ranges never collide). With one job the output streams; with more,
+# each scenario's log (reports/molecule/<scenario>.log) is printed when it ends.
+# The verifier records each failed test in reports/molecule/<scenario>.failures (molecule/conftest.py). After the first
+# failure no new scenario starts; the end of the output lists the failed tests with their messages (after molecule's
+# own recap, so the end of a CI log says what failed) and how long each scenario took.
+source "$(dirname "$0")/lib.sh"
+
+[ $# -gt 0 ] || die "usage: $0 SCENARIO..."
+jobs=${AP_MOLECULE_JOBS:-1}
+[[ $jobs =~ ^[1-9]$ ]] || die "AP_MOLECULE_JOBS must be a number from 1 to 9 (got '$jobs')"
+reports="$AP_ROOT/reports/molecule"
+mkdir -p "$reports"
+for s in "$@"; do
+  [ -f "$AP_ROOT/molecule/$s/molecule.yml" ] || die "no molecule scenario '$s' (molecule/$s/molecule.yml)"
+done
+
+run_one() {  # scenario: runs it, leaves its exit code in reports/molecule/<s>.rc and its duration in <s>.seconds
+  local s=$1 t0 rc=0
+  t0=$(date +%s)
+  if [ "$jobs" = 1 ]; then
+    (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") || rc=$?
+  else
+    (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") >"$reports/$s.log" 2>&1 || rc=$?
+  fi
+  echo $(( $(date +%s) - t0 )) >"$reports/$s.seconds"
+  echo "$rc" >"$reports/$s.rc"
+}
+
+declare -A running=()  # pid -> scenario
+failed=() passed=()
+finish() {  # pid: report the scenario that ended
+  local s=${running[$1]}
+  unset "running[$1]"
+  [ "$jobs" = 1 ] || { step "molecule test -s $s: output"; cat "$reports/$s.log"; }
+  if [ "$(cat "$reports/$s.rc")" = 0 ]; then
+    passed+=("$s")
+  else
+    failed+=("$s")
+  fi
+  step "molecule test -s $s: $( [ "$(cat "$reports/$s.rc")" = 0 ] && echo passed || echo FAILED ) in $(cat "$reports/$s.seconds")s"
+}
+
+for s in "$@"; do
+  [ ${#failed[@]} -eq 0 ] || break
+  while [ ${#running[@]} -ge "$jobs" ]; do
+    wait -n -p done_pid "${!running[@]}" || true
+    finish "$done_pid"
+  done
+  [ ${#failed[@]} -eq 0 ] || break
+  rm -f "$reports/$s".{failures,rc,seconds,log}
+  step "molecule test -s $s"
+  run_one "$s" &
+  running[$!]=$s
+  if [ "$jobs" != 1 ]; then
+    # Let this scenario claim its address range before the next one looks for a free one.
+    for _ in $(seq 300); do
+      docker network ls --format '{{.Name}}' | grep -q "^ap-mol-$s-" && break
+      [ -f "$reports/$s.rc" ] && break
+      sleep 2
+    done
+  fi
+done
+while [ ${#running[@]} -gt 0 ]; do
+  wait -n -p done_pid "${!running[@]}" || true
+  finish "$done_pid"
+done
+
+for s in "$@"; do
+  [ -f "$reports/$s.seconds" ] && [ -f "$reports/$s.rc" ] && info "$(printf '%-12s %5ss  %s' "$s" "$(cat "$reports/$s.seconds")" \
+    "$( [ "$(cat "$reports/$s.rc")" = 0 ] && echo passed || echo FAILED )")"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  for s in "${failed[@]}"; do
+    echo "---- $s: failed tests"
+    cat "$reports/$s.failures" 2>/dev/null || info "(no failed test recorded: the scenario failed outside its tests)"
+  done
+  die "molecule: ${#failed[@]} scenario(s) failed: ${failed[*]} (passed: ${passed[*]:-none})"
+fi
+step "molecule: all ${#passed[@]} scenarios passed"
