@@ -40,7 +40,7 @@ artifacts: venv ## Build Kafka, SeaweedFS and the service wheelhouse into artifa
 
 setup: host venv image artifacts ## Everything the lab and the tests need on this machine
 
-lab: setup lab-secrets lab-up site endpoints ## Set up this machine, create the three-zone lab and deploy the platform
+lab: setup lab-secrets lab-up site e2e endpoints ## Set up this machine, create the three-zone lab, deploy the platform, check it end to end
 
 lab-secrets: venv ## Generate the lab's vault (random secrets, vault-encrypted, git-ignored)
 	@echo "==> Generating the lab's secrets into inventories/lab/group_vars/all/vault.yml"
@@ -57,6 +57,14 @@ lab-down: ## Remove the lab's containers, networks and routes
 site: ## Deploy or converge the platform: ansible-playbook -i $(INVENTORY) site.yml
 	@echo "==> ansible-playbook -i $(INVENTORY) site.yml"
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) site.yml
+
+e2e: ## End-to-end check: events through nginx arrive exactly once in PostgreSQL and the Delta table
+	@echo "==> ansible-playbook -i $(INVENTORY) playbooks/e2e.yml"
+	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) playbooks/e2e.yml
+
+audit: ## Audit the lab against the guide's security checklist (report in reports/audit/)
+	@echo "==> ansible-playbook -i $(INVENTORY) playbooks/audit.yml"
+	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) playbooks/audit.yml
 
 endpoints: ## Print the lab's endpoints
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) lab/endpoints.yml
