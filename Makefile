@@ -89,7 +89,7 @@ integration: setup ## Service tests against real Kafka, PostgreSQL and SeaweedFS
 molecule: setup ## Role scenarios: make molecule SCENARIOS="kafka postgresql" MOLECULE_JOBS=1
 	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)
 
-test-heavy: setup ## Fault drills and the whole platform (long; not part of make test)
+test-heavy: setup ## The role scenarios' fault drills (long; not part of make test; the whole platform: make lab audit)
 	@AP_MOLECULE_MARKERS="drill or not drill" $(ANSIBLE_ENV) bash scripts/molecule.sh $(HEAVY_SCENARIOS)
 
 clean: lab-down ## Remove the lab and local build output (keeps the caches in ~/.cache/analytics-platform)
