@@ -92,6 +92,14 @@ class Server:
         self.sock.close()
 
 
+def probe_server(server, ca_path, **kw):
+    """Probe a test server, then stop it."""
+    try:
+        return probe(params(server.port, ca_path, **kw))
+    finally:
+        server.close()
+
+
 def params(port, ca_path, **kw):
     p = {"host": "127.0.0.1", "port": port, "server_name": "localhost", "ca_path": str(ca_path), "protocol": "tls",
          "min_protocol": "TLSv1.2", "min_days": 14, "timeout": 3, "control": "tls"}  # fmt: skip
@@ -106,10 +114,7 @@ def ca(tmp_path):
 
 def test_a_sound_endpoint_passes_with_evidence(tmp_path, ca):
     server = Server(*make_leaf(tmp_path, ca))
-    try:
-        r = probe(params(server.port, ca[2]))
-    finally:
-        server.close()
+    r = probe_server(server, ca[2])
     assert r["status"] == "pass", r
     assert r["evidence"]["verified"] is True and r["evidence"]["days_left"] >= 363
     assert r["evidence"]["protocol"] in {"TLSv1.2", "TLSv1.3"} and r["evidence"]["accepted_below_floor"] == []
@@ -117,10 +122,7 @@ def test_a_sound_endpoint_passes_with_evidence(tmp_path, ca):
 
 def test_old_protocols_accepted_fail(tmp_path, ca):
     server = Server(*make_leaf(tmp_path, ca), min_version=ssl.TLSVersion.TLSv1)
-    try:
-        r = probe(params(server.port, ca[2]))
-    finally:
-        server.close()
+    r = probe_server(server, ca[2])
     assert r["status"] == "fail", r
     assert r["evidence"]["accepted_below_floor"], r
 
@@ -128,28 +130,19 @@ def test_old_protocols_accepted_fail(tmp_path, ca):
 def test_a_chain_from_another_ca_fails(tmp_path, ca):
     other = make_ca(tmp_path, "other")
     server = Server(*make_leaf(tmp_path, other))
-    try:
-        r = probe(params(server.port, ca[2]))
-    finally:
-        server.close()
+    r = probe_server(server, ca[2])
     assert r["status"] == "fail" and r["evidence"]["verified"] is False, r
 
 
 def test_a_name_the_certificate_lacks_fails(tmp_path, ca):
     server = Server(*make_leaf(tmp_path, ca, names=("elsewhere",)))
-    try:
-        r = probe(params(server.port, ca[2]))
-    finally:
-        server.close()
+    r = probe_server(server, ca[2])
     assert r["status"] == "fail" and "does not verify" in r["reason"], r
 
 
 def test_a_certificate_about_to_expire_fails(tmp_path, ca):
     server = Server(*make_leaf(tmp_path, ca, days=3))
-    try:
-        r = probe(params(server.port, ca[2]))
-    finally:
-        server.close()
+    r = probe_server(server, ca[2])
     assert r["status"] == "fail" and "expires in" in r["reason"], r
 
 
@@ -181,8 +174,5 @@ def test_nothing_listening_is_an_error_not_a_pass(tmp_path, ca):
 @pytest.mark.parametrize(("answer", "status"), [(b"S", "pass"), (b"N", "fail")])
 def test_postgres_sslrequest(tmp_path, ca, answer, status):
     server = Server(*make_leaf(tmp_path, ca), postgres=answer)
-    try:
-        r = probe(params(server.port, ca[2], protocol="postgres"))
-    finally:
-        server.close()
+    r = probe_server(server, ca[2], protocol="postgres")
     assert r["status"] == status, r
