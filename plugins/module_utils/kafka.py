@@ -5,16 +5,20 @@
 from __future__ import annotations
 
 import traceback
+from contextlib import contextmanager
 
 CONFLUENT_IMPORT_ERROR = None
 try:
-    from confluent_kafka import KafkaException  # noqa: F401
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
     HAS_CONFLUENT = True
 except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
     HAS_CONFLUENT = False
     CONFLUENT_IMPORT_ERROR = traceback.format_exc()
+
+    class KafkaException(Exception):  # never raised: admin_client() fails first without the library
+        pass
 
 
 def kafka_common_argument_spec() -> dict:
@@ -80,6 +84,23 @@ def admin_client(module, user=None, password=None, error_cb=None):
     return AdminClient(client_config(p, user, password, error_cb))
 
 
+def can_authenticate(params: dict, name: str, password: str) -> bool:
+    """Whether `name` can log in with `password` over the module's connection options (an authorisation failure
+    still means the login worked). Other failures (unreachable, TLS) raise."""
+    conf = client_config(params, user=name, password=password)
+    probe = AdminClient(conf)
+    try:
+        probe.list_topics(timeout=min(params["request_timeout"], 15))
+        return True
+    except KafkaException as e:
+        probe.poll(1)  # serves the queued librdkafka log lines that say why the connection failed
+        if auth_failed(conf) or "AUTHENTICATION" in error_text(e).upper():
+            return False
+        if "AUTHORIZATION" in error_text(e).upper():
+            return True
+        raise
+
+
 def wait(future_or_dict, timeout):
     """Resolve one future, or a dict of futures, raising the first exception."""
     if isinstance(future_or_dict, dict):
@@ -98,3 +119,16 @@ def error_text(exc) -> str:
 def unreachable(params: dict, exc: Exception) -> str:
     """The message for a cluster that did not answer (timeouts, TLS or network failures)."""
     return f"cannot reach the cluster at {', '.join(params['bootstrap_servers'])}: {type(exc).__name__} {exc}".strip()
+
+
+@contextmanager
+def reported_errors(module, subject: str):
+    """Turn what the cluster raises into one fail_json line: '<subject>: <Kafka error>' for errors the cluster
+    answered with, '<subject>: cannot reach the cluster at ...' for timeouts, TLS and network failures.
+    exit_json and fail_json raise SystemExit, which passes through."""
+    try:
+        yield
+    except KafkaException as e:
+        module.fail_json(msg=f"{subject}: {error_text(e)}")
+    except Exception as e:  # timeouts and connection errors
+        module.fail_json(msg=f"{subject}: {unreachable(module.params, e)}")

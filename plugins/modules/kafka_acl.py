@@ -92,17 +92,17 @@ removed:
   elements: dict
 """
 
+import contextlib
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     admin_client,
-    error_text,
     kafka_common_argument_spec,
-    unreachable,
+    reported_errors,
     wait,
 )
 
-try:
-    from confluent_kafka import KafkaException
+with contextlib.suppress(ImportError):  # a missing library is reported by admin_client()
     from confluent_kafka.admin import (
         AclBinding,
         AclBindingFilter,
@@ -111,8 +111,6 @@ try:
         ResourcePatternType,
         ResourceType,
     )
-except ImportError:  # reported by admin_client()
-    pass
 
 ACL_SPEC = {
     "principal": {"type": "str", "required": True},
@@ -199,7 +197,7 @@ def main():
         if not a["principal"].startswith("User:"):
             module.fail_json(msg=f"ACL principal '{a['principal']}' must look like User:<name>")
     admin = admin_client(module)
-    try:
+    with reported_errors(module, "ACLs"):
         match_all = AclBindingFilter(
             ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
         )
@@ -222,10 +220,6 @@ def main():
             "after": sorted(" ".join(k) for k in wanted if p["state"] == "present"),
         }
         module.exit_json(changed=changed, added=add, removed=remove, diff=diff if changed else {})
-    except KafkaException as e:
-        module.fail_json(msg=f"ACLs: {error_text(e)}")
-    except Exception as e:  # timeouts and connection errors
-        module.fail_json(msg=f"ACLs: {unreachable(p, e)}")
 
 
 if __name__ == "__main__":

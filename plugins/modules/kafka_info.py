@@ -81,14 +81,13 @@ lag:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     admin_client,
-    error_text,
     kafka_common_argument_spec,
-    unreachable,
+    reported_errors,
     wait,
 )
 
 try:
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicCollection, TopicPartition
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 except ImportError:  # reported by admin_client()
     pass
@@ -104,7 +103,7 @@ def main():
     p = module.params
     timeout = p["request_timeout"]
     admin = admin_client(module)
-    try:
+    with reported_errors(module, "kafka_info"):
         cluster = wait(admin.describe_cluster(), timeout)
         brokers = sorted(
             ({"id": n.id, "host": n.host, "port": n.port, "rack": n.rack} for n in cluster.nodes), key=lambda b: b["id"]
@@ -150,10 +149,6 @@ def main():
                 lag[g] = total
             result["lag"] = lag
         module.exit_json(**result)
-    except KafkaException as e:
-        module.fail_json(msg=f"cluster: {error_text(e)}")
-    except Exception as e:  # timeouts and connection errors
-        module.fail_json(msg=f"{unreachable(p, e)}")
 
 
 if __name__ == "__main__":

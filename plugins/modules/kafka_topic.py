@@ -79,9 +79,8 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     admin_client,
-    error_text,
     kafka_common_argument_spec,
-    unreachable,
+    reported_errors,
     wait,
 )
 
@@ -128,7 +127,7 @@ def main():
     name, timeout = p["name"], p["request_timeout"]
     wanted_config = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in p["config"].items()}
     admin = admin_client(module)
-    try:
+    with reported_errors(module, f"topic '{name}'"):
         current = describe(admin, name, timeout)
         if p["state"] == "absent":
             if current is None:
@@ -190,10 +189,6 @@ def main():
             "after": {"partitions": after["partitions"], "config": {k: after["config"][k] for k in keys}},
         }
         module.exit_json(changed=changed, topic=after, diff=diff if changed else {})
-    except KafkaException as e:
-        module.fail_json(msg=f"topic '{name}': {error_text(e)}")
-    except Exception as e:  # timeouts and connection errors
-        module.fail_json(msg=f"topic '{name}': {unreachable(p, e)}")
 
 
 if __name__ == "__main__":

@@ -74,18 +74,16 @@ user:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     admin_client,
-    auth_failed,
-    client_config,
+    can_authenticate,
     error_text,
     kafka_common_argument_spec,
-    unreachable,
+    reported_errors,
     wait,
 )
 
 try:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import (
-        AdminClient,
         ScramCredentialInfo,
         ScramMechanism,
         UserScramCredentialDeletion,
@@ -111,22 +109,6 @@ def has_credential(admin, name, mechanism, timeout):
     return any(i.mechanism == mechanism for i in infos)
 
 
-def can_authenticate(module, name, password):
-    """Whether `name` can log in with `password` (an authorisation failure still means the login worked)."""
-    conf = client_config(module.params, user=name, password=password)
-    probe = AdminClient(conf)
-    try:
-        probe.list_topics(timeout=min(module.params["request_timeout"], 15))
-        return True
-    except KafkaException as e:
-        probe.poll(1)  # serves the queued librdkafka log lines that say why the connection failed
-        if auth_failed(conf) or "AUTHENTICATION" in error_text(e).upper():
-            return False
-        if "AUTHORIZATION" in error_text(e).upper():
-            return True
-        raise
-
-
 def main():
     spec = kafka_common_argument_spec()
     spec.update(
@@ -146,7 +128,7 @@ def main():
         module.fail_json(msg=f"user '{name}': iterations must be 4096 or more")
     mechanism = ScramMechanism.SCRAM_SHA_512 if p["mechanism"] == "SCRAM-SHA-512" else ScramMechanism.SCRAM_SHA_256
     admin = admin_client(module)
-    try:
+    with reported_errors(module, f"user '{name}'"):
         exists = has_credential(admin, name, mechanism, timeout)
         action = None
         if p["state"] == "absent":
@@ -157,7 +139,7 @@ def main():
         else:
             if not exists:
                 action = "created"
-            elif p["update_password"] in ROTATE_MODES and not can_authenticate(module, name, p["password"]):
+            elif p["update_password"] in ROTATE_MODES and not can_authenticate(p, name, p["password"]):
                 action = "rotated"
             if action and not module.check_mode:
                 info = ScramCredentialInfo(mechanism, p["iterations"])
@@ -166,10 +148,6 @@ def main():
         module.exit_json(
             changed=action is not None, user={"name": name, "mechanism": p["mechanism"], "action": action or "none"}
         )
-    except KafkaException as e:
-        module.fail_json(msg=f"user '{name}': {error_text(e)}")
-    except Exception as e:  # timeouts and connection errors
-        module.fail_json(msg=f"user '{name}': {unreachable(p, e)}")
 
 
 if __name__ == "__main__":
