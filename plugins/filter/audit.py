@@ -35,6 +35,16 @@ def audit_collect(hostvars, hosts):
     return out
 
 
+def audit_addresses(hostvars, hosts, var="ansible_host", port=None):
+    """How the controller reaches each host: its `var`, else its ansible_host, else its inventory name; with :port."""
+    out = []
+    for host in hosts or []:
+        hv = hostvars[host]
+        address = hv.get(var) or hv.get("ansible_host") or host
+        out.append(f"{address}:{int(port)}" if port is not None else str(address))
+    return out
+
+
 class FilterModule:
     def filters(self):
-        return {"audit_targets": audit_targets, "audit_collect": audit_collect}
+        return {"audit_targets": audit_targets, "audit_collect": audit_collect, "audit_addresses": audit_addresses}

@@ -47,6 +47,12 @@ options:
     description: Fail when any control fails or errors (the report is written first).
     type: bool
     default: true
+  require_every_control:
+    description:
+      - A control of O(controls) that no result reports on is added as an C(error) ("no probe reported on this
+        control"), so a probe that was skipped or lost never disappears from the report silently.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -192,6 +198,7 @@ def main():
             "name": {"type": "str", "default": "audit"},
             "today": {"type": "str"},
             "fail_on_findings": {"type": "bool", "default": True},
+            "require_every_control": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -207,6 +214,13 @@ def main():
             module.fail_json(msg=f"audit result {i + 1}: needs host, control, reason and a known status (got {r!r})",
                              findings=[])  # fmt: skip
         r.setdefault("evidence", {})
+    if p["require_every_control"]:
+        reported = {r["control"] for r in p["results"]}
+        p["results"] += [
+            {"host": "-", "control": c["name"], "status": "error", "reason": "no probe reported on this control",
+             "evidence": {}}
+            for c in p["controls"] if c["name"] not in reported
+        ]  # fmt: skip
 
     results = apply_waivers(p["results"], p["waivers"], today)
     summary = {s: sum(r["status"] == s for r in results) for s in STATUSES}

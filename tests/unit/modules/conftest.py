@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future
 from types import SimpleNamespace
 from unittest import mock
@@ -40,7 +41,7 @@ def run_module():
             patch_module_args(args),
             mock.patch.object(basic.AnsibleModule, "exit_json", exit_json),
             mock.patch.object(basic.AnsibleModule, "fail_json", fail_json),
-            mock.patch.multiple(module, **patches),
+            mock.patch.multiple(module, **patches) if patches else contextlib.nullcontext(),
             pytest.raises(ModuleExit) as e,
         ):
             module.main()

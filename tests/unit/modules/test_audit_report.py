@@ -21,13 +21,14 @@ def args(tmp_path, results, waivers=(), **kw):
         "waivers": list(waivers),
         "dest": str(tmp_path),
         "today": "2026-11-29",
+        "require_every_control": False,
     }
     a.update(kw)
     return a
 
 
 def run(run_module, a):
-    return run_module(audit_report, a, STATUSES=audit_report.STATUSES)  # (the helper needs one patch)
+    return run_module(audit_report, a)
 
 
 def test_all_pass_writes_three_reports(run_module, tmp_path):
@@ -98,3 +99,10 @@ def test_the_diff_names_what_changed(run_module, tmp_path):
 def test_a_malformed_result_is_refused(run_module, tmp_path):
     out = run(run_module, args(tmp_path, [{"host": "a", "control": "tls", "status": "ok", "reason": "?"}]))
     assert out.failed and "audit result 1" in out.result["msg"]
+
+
+def test_a_control_no_probe_reported_is_an_error(run_module, tmp_path):
+    out = run(run_module, args(tmp_path, [res("a", "tls", "pass")], require_every_control=True))
+    assert out.failed and out.result["findings"] == [
+        {"host": "-", "control": "api_auth", "reason": "no probe reported on this control"}
+    ]

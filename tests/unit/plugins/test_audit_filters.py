@@ -2,7 +2,7 @@
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.analytics.platform.plugins.filter.audit import audit_collect, audit_targets
+from ansible_collections.analytics.platform.plugins.filter.audit import audit_addresses, audit_collect, audit_targets
 
 GROUPS = {"nginx": ["edge-a"], "postgresql": ["db-a", "db-b"], "all": ["edge-a", "db-a", "db-b"]}
 HOSTVARS = {"edge-a": {"ansible_host": "10.0.1.14"}, "db-a": {"ansible_host": "10.0.1.12"}, "db-b": {}}
@@ -31,3 +31,14 @@ def test_collect_labels_results_with_their_host():
         ("a", "tls"),
         ("grafana", "grafana"),
     ]
+
+
+def test_addresses_prefer_the_named_variable_then_ansible_host_then_the_name():
+    hv = {"k1": {"kafka_advertised_host": "10.0.0.1", "ansible_host": "192.0.2.1"}, "k2": {"ansible_host": "192.0.2.2"},
+          "k3": {}}  # fmt: skip
+    assert audit_addresses(hv, ["k1", "k2", "k3"], "kafka_advertised_host", 9092) == [
+        "10.0.0.1:9092",
+        "192.0.2.2:9092",
+        "k3:9092",
+    ]
+    assert audit_addresses(hv, ["k1", "k3"]) == ["192.0.2.1", "k3"]

@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# Copyright: analytics.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+DOCUMENTATION = r"""
+---
+module: kafka_access
+short_description: Audit probe - Kafka refuses its well-known default logins and denies what no ACL allows
+version_added: 0.1.0
+author: analytics.platform contributors
+description:
+  - Read-only probe for C(playbooks/audit.yml), run where the Kafka client library is (usually the controller).
+  - "Default logins: tries each of O(default_logins) over SASL; every one must be refused (control
+    C(default_passwords)). A cluster that answers unauthenticated PLAINTEXT clients fails this too: it needs no login."
+  - "ACL default deny: as O(login_user), a service user that is not a super user, asks for the offsets of a consumer
+    group nobody has an ACL for (a fresh random name). With C(allow.everyone.if.no.acl.found=false) the broker refuses
+    with GROUP_AUTHORIZATION_FAILED; when it answers, anything without an ACL is open to everyone (control
+    C(kafka_sasl_ssl)). Nothing is created or changed: the group does not exist."
+  - When a SASL_SSL connection is impossible, the probe tries PLAINTEXT once, so an insecure cluster is reported as a
+    failure with evidence rather than as unreachable.
+  - Each result has C(control), C(status) (pass, fail or error), C(reason) and C(evidence).
+extends_documentation_fragment:
+  - analytics.platform.kafka
+options:
+  default_logins:
+    description: Logins that must not work (user and password pairs from documentation and images).
+    type: list
+    elements: dict
+    default:
+      - {user: admin, password: admin}
+      - {user: admin, password: admin-secret}
+      - {user: admin, password: password}
+      - {user: kafka, password: kafka}
+      - {user: kafka, password: kafka-secret}
+      - {user: alice, password: alice-secret}
+      - {user: client, password: client-secret}
+  cluster:
+    description: Name of the cluster in the results (they are reported on this host).
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Probe default logins and the ACL default
+  analytics.platform.kafka_access:
+    cluster: kafka-a
+    bootstrap_servers: [kafka-a:9092]
+    login_user: analytics-api
+    login_password: "{{ analytics_api_kafka_password }}"
+    ca_path: /home/ops/.analytics-platform/pki/ca.crt
+  delegate_to: localhost
+  register: kafka_access
+"""
+
+RETURN = r"""
+audit:
+  description: One result for default logins (default_passwords) and one for the ACL default (kafka_sasl_ssl).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import contextlib
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.analytics.platform.plugins.module_utils.audit import result
+from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
+    admin_client,
+    can_authenticate,
+    error_text,
+    kafka_common_argument_spec,
+    wait,
+)
+
+with contextlib.suppress(ImportError):  # a missing library is reported by admin_client()
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+
+DEFAULT_LOGINS = [
+    {"user": "admin", "password": "admin"},
+    {"user": "admin", "password": "admin-secret"},
+    {"user": "admin", "password": "password"},
+    {"user": "kafka", "password": "kafka"},
+    {"user": "kafka", "password": "kafka-secret"},
+    {"user": "alice", "password": "alice-secret"},
+    {"user": "client", "password": "client-secret"},
+]
+
+
+def default_logins(p: dict, plaintext_open: bool) -> dict:
+    name, tried = p["cluster"], [d["user"] for d in p["default_logins"]]
+    if plaintext_open:
+        reason = f"{name}: Kafka accepts PLAINTEXT clients without any login"
+        return result("default_passwords", "fail", reason, component="kafka", tried=tried, plaintext=True)
+    accepted, errors = [], []
+    for d in p["default_logins"]:
+        try:
+            if can_authenticate(p, d["user"], d["password"]):
+                accepted.append(f"{d['user']}/{d['password']}")
+        except Exception as e:  # the cluster did not answer this attempt
+            errors.append(f"{d['user']}: {error_text(e)}")
+    ev = {"component": "kafka", "tried": tried, "accepted": accepted, "errors": errors}
+    if accepted:
+        return result("default_passwords", "fail", f"{name}: Kafka accepts default logins: {', '.join(accepted)}", **ev)
+    if errors:
+        return result("default_passwords", "error", f"{name}: could not try every default login: {errors[0]}", **ev)
+    return result("default_passwords", "pass", f"{name}: Kafka refuses the {len(tried)} default logins tried", **ev)
+
+
+def acl_default(module, p: dict, user: str | None) -> dict:
+    name, group = p["cluster"], f"audit-probe-{uuid.uuid4().hex[:12]}"
+    ev = {"check": "acl_default_deny", "as": user or "ANONYMOUS (PLAINTEXT)", "group": group}
+    admin = admin_client(module)
+    try:
+        wait(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]), p["request_timeout"])
+    except KafkaException as e:
+        ev["answer"] = text = error_text(e)
+        if "AUTHORIZATION_FAILED" in text:
+            reason = f"{name}: a resource without ACLs is denied to {ev['as']} ({text.split(':')[0]})"
+            return result("kafka_sasl_ssl", "pass", reason, **ev)
+        return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got an unexpected answer: {text}", **ev)
+    ev["answer"] = "offsets returned"
+    reason = (
+        f"{name}: {ev['as']} may read consumer group {group}, which has no ACL: "
+        "allow.everyone.if.no.acl.found is on or no authorizer is configured"
+    )
+    return result("kafka_sasl_ssl", "fail", reason, **ev)
+
+
+def main():
+    spec = kafka_common_argument_spec()
+    spec.update(
+        # Well-known public values; the evidence names them on purpose.
+        default_logins={"type": "list", "elements": "dict", "no_log": False, "default": DEFAULT_LOGINS},
+        cluster={"type": "str", "required": True},
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    try:
+        login_works = can_authenticate(p, p["login_user"] or "", p["login_password"] or "")
+        secure = True
+    except Exception as e:  # not even a SASL_SSL handshake: is the cluster open over PLAINTEXT?
+        login_works, secure = False, False
+        first_error = f"{p['security_protocol']} to {', '.join(p['bootstrap_servers'])}: {error_text(e)}"
+        p.update(security_protocol="PLAINTEXT", login_user=None, login_password=None)
+        try:
+            admin_client(module).list_topics(timeout=min(p["request_timeout"], 10))
+        except Exception as e2:
+            reason = f"{p['cluster']}: the cluster did not answer ({first_error}; PLAINTEXT: {error_text(e2)})"
+            errors = [
+                result("default_passwords", "error", reason, component="kafka"),
+                result("kafka_sasl_ssl", "error", reason, check="acl_default_deny"),
+            ]
+            module.exit_json(changed=False, audit=errors)
+    if secure and not login_works:
+        reason = f"{p['cluster']}: the probe's own login ({p['login_user']}) was refused"
+        acl = result("kafka_sasl_ssl", "error", reason, check="acl_default_deny", user=p["login_user"])
+    else:
+        acl = acl_default(module, p, p["login_user"] if secure else None)
+    module.exit_json(changed=False, audit=[default_logins(p, not secure), acl])
+
+
+if __name__ == "__main__":
+    main()
