@@ -16,12 +16,13 @@ INVENTORY   ?= inventories/lab
 # docs/testing.md for the budget).
 SCENARIOS   ?= kafka services postgresql seaweedfs monitoring security nginx minio rendered default
 MOLECULE_JOBS ?= 2
-# `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load), then the
+# `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load) and the
+# insecure platform the audit must fail on (molecule/insecure); then the
 # whole platform.
-HEAVY_SCENARIOS ?= kafka seaweedfs
+HEAVY_SCENARIOS ?= kafka seaweedfs insecure
 
 .PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site endpoints test lint unit integration \
-        molecule test-heavy e2e audit clean
+        molecule test-heavy e2e audit bench lab-memory clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +67,9 @@ audit: ## Audit the lab against the guide's security checklist (report in report
 	@echo "==> ansible-playbook -i $(INVENTORY) playbooks/audit.yml"
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) playbooks/audit.yml
 
+lab-memory: ## The running lab's memory per service and in total (docs/lab.md)
+	@bash scripts/lab-memory.sh
+
 endpoints: ## Print the lab's endpoints
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) lab/endpoints.yml
 
@@ -85,6 +89,9 @@ unit: venv ## Unit tests: plugins, modules and filters (plain Python)
 
 integration: setup ## Service tests against real Kafka, PostgreSQL and SeaweedFS started by the fixtures
 	@bash scripts/test-apps.sh
+
+bench: setup ## Throughput of the API, the sink and the writer against real servers (docs/benchmarks.md)
+	@bash scripts/test-apps.sh --bench $(BENCH_ARGS)
 
 molecule: setup ## Role scenarios: make molecule SCENARIOS="kafka postgresql" MOLECULE_JOBS=1
 	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)

@@ -37,10 +37,16 @@ if [ "$(cat "$APPS_VENV/.stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$APPS_VENV/.stamp"
 fi
 
-step "Service tests (unit and integration against real servers)"
 cd "$AP_ROOT"
-args=()
-for s in "${services[@]}"; do [ -d "apps/$s/tests" ] && args+=("apps/$s/tests"); done
 # Import the services from their source trees (so tests run against the checkout) with the wheelhouse's dependencies.
 export PYTHONPATH="$(printf '%s:' "$AP_ROOT"/apps/*/src)"
+if [ "${1:-}" = --bench ]; then
+  shift
+  step "Benchmarks of the services against real servers (scripts/benchmark.py $*)"
+  exec "$APPS_VENV/bin/python" "$AP_ROOT/scripts/benchmark.py" "$@"
+fi
+
+step "Service tests (unit and integration against real servers)"
+args=()
+for s in "${services[@]}"; do [ -d "apps/$s/tests" ] && args+=("apps/$s/tests"); done
 exec "$APPS_VENV/bin/python" -m pytest -p no:cacheprovider "${args[@]}" "$@"

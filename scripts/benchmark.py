@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Throughput of the services against real servers started here, the same ones the integration tests use: Kafka
+(KRaft, SASL_SSL with SCRAM, ACLs), PostgreSQL 15 (TLS) and SeaweedFS (S3 over TLS), all on 127.0.0.1.
+
+    make bench                                 (scripts/test-apps.sh --bench: the services' test environment)
+    make bench BENCH_ARGS="--events 50000"
+
+What is measured (docs/benchmarks.md keeps the numbers, with the date and the machine):
+  - the API: events accepted per second (202 after Kafka acknowledged, acks=all, idempotent and transactional
+    producer) for single-event posts and for batch posts, over HTTP from a concurrent client on the same machine;
+  - the sink's write strategy alone: COPY into a temporary table then one INSERT ... ON CONFLICT (what pg_sink does)
+    against row-by-row INSERT ... ON CONFLICT, the same rows, the same transaction size;
+  - the sink and the writer end to end: events already in Kafka until they are rows in PostgreSQL or in the Delta
+    table (consumed, written, offsets committed).
+The client, the servers and the service share the machine's cores: the numbers are a floor for a real deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from analytics_api.keys import hash_key
+from analytics_common.events import EventRecord, utcnow
+from analytics_testing.pki import make_pki
+from analytics_testing.servers import Kafka, Postgres, SeaweedFS, free_port, wait_port
+from confluent_kafka import Producer
+from pg_sink import db as sink_db
+
+KEY = "bench-key-" + uuid.uuid4().hex
+
+
+def event(i: int, marker: str) -> dict:
+    properties = {"marker": marker, "i": i, "referrer": "https://example.com/"}
+    return {"event_type": "page_view", "session_id": f"s-{i % 500}", "user_id": f"u-{i % 2000}", "page": "/pricing",
+            "properties": properties}  # fmt: skip
+
+
+def record(i: int, marker: str) -> EventRecord:
+    now = utcnow()
+    return EventRecord(event_id=uuid.uuid4(), timestamp=now, received_at=now, metadata={"ip_address": "192.0.2.1"},
+                       **event(i, marker))  # fmt: skip
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}"
+
+
+# --- the API --------------------------------------------------------------------------------------------------------
+
+
+def start_api(kafka: Kafka, folder: Path, max_batch: int) -> tuple[subprocess.Popen, int]:
+    keys = folder / "keys.json"
+    keys.write_text(json.dumps({"bench": hash_key(KEY)}))
+    port = free_port()
+    env = {**os.environ, **kafka.env("API_", "analytics-api"), "API_KEYS_FILE": str(keys), "API_PORT": str(port),
+           "API_RATE_LIMIT": "100000000", "API_RATE_BURST": "1000000", "API_MAX_BATCH": str(max_batch),
+           "API_MAX_BODY_BYTES": str(4 * 1024 * 1024), "API_LOG_LEVEL": "warning"}  # fmt: skip
+    log = (folder / "api.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "analytics_api.main"], env=env, stdout=log, stderr=log)
+    wait_port(port, 60, proc, folder / "api.log")
+    deadline = time.time() + 60
+    while httpx.get(f"http://127.0.0.1:{port}/ready").status_code != 200:
+        if time.time() > deadline:
+            raise RuntimeError("the API did not become ready (Kafka)")
+        time.sleep(0.5)
+    return proc, port
+
+
+async def post_all(port: int, bodies: list[tuple[str, dict]], concurrency: int) -> tuple[float, list[float], dict]:
+    latencies, statuses = [], {}
+    queue = list(reversed(bodies))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": KEY}, limits=limits,
+                                 timeout=60) as client:  # fmt: skip
+
+        async def worker():
+            while queue:
+                path, body = queue.pop()
+                t = time.perf_counter()
+                r = await client.post(path, json=body)
+                latencies.append(time.perf_counter() - t)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start, latencies, statuses
+
+
+def bench_api(kafka: Kafka, folder: Path, n: int, concurrency: int, batch: int) -> list[tuple[str, str, str]]:
+    proc, port = start_api(kafka, folder, batch)
+    rows = []
+    try:
+        marker = uuid.uuid4().hex
+        asyncio.run(post_all(port, [("/analytics", event(i, marker)) for i in range(200)], concurrency))  # warm up
+        singles = [("/analytics", event(i, marker)) for i in range(n)]
+        secs, lat, statuses = asyncio.run(post_all(port, singles, concurrency))
+        assert statuses == {202: n}, statuses
+        p50, p99 = statistics.median(lat) * 1000, statistics.quantiles(lat, n=100)[98] * 1000
+        rows.append((f"API, single events ({concurrency} concurrent clients)", f"{rate(n, secs)} events/s",
+                     f"p50 {p50:.1f} ms, p99 {p99:.1f} ms per request"))  # fmt: skip
+        batches = [("/analytics/batch", {"events": [event(i * batch + j, marker) for j in range(batch)]})
+                   for i in range(max(n // batch, 1) * 4)]  # fmt: skip
+        secs, lat, statuses = asyncio.run(post_all(port, batches, min(concurrency, 8)))
+        assert statuses == {202: len(batches)}, statuses
+        total = len(batches) * batch
+        p50 = statistics.median(lat) * 1000
+        rows.append((f"API, batches of {batch} ({min(concurrency, 8)} concurrent clients)",
+                     f"{rate(total, secs)} events/s", f"p50 {p50:.1f} ms per batch"))  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return rows
+
+
+# --- the sink's write strategy --------------------------------------------------------------------------------------
+
+
+def write_row_by_row(conn: psycopg.Connection, records: list[EventRecord]) -> int:
+    """The baseline: one INSERT ... ON CONFLICT per event (executemany, one round trip each), one transaction."""
+    cols = ", ".join(sink_db.COLUMNS)
+    marks = ", ".join(["%s"] * len(sink_db.COLUMNS))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO analytics_events ({cols}) VALUES ({marks}) "  # noqa: S608 - fixed column names
+                        "ON CONFLICT (event_id, event_time) DO NOTHING", [sink_db.row(r) for r in records])  # fmt: skip
+        return len(records)
+
+
+def bench_write_strategy(postgres: Postgres, n: int, batch: int) -> list[tuple[str, str, str]]:
+    rows = []
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        for name, write in (("COPY + INSERT ... SELECT (pg_sink)", sink_db.write_events),
+                            ("row-by-row INSERT (baseline)", write_row_by_row)):  # fmt: skip
+            marker = uuid.uuid4().hex
+            records = [record(i, marker) for i in range(n)]
+            start = time.perf_counter()
+            for i in range(0, n, batch):
+                write(conn, records[i : i + batch])
+            secs = time.perf_counter() - start
+            got = conn.execute("SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s",
+                               (marker,)).fetchone()[0]  # fmt: skip
+            assert got == n, (name, got)
+            rows.append((f"PostgreSQL write, {name}, batches of {batch}", f"{rate(n, secs)} rows/s", f"{n} rows"))
+    copy, by_row = (float(r[1].split()[0].replace(",", "")) for r in rows)
+    rows.append(("COPY over row-by-row", f"{copy / by_row:.1f}x", "same rows, same transactions"))
+    return rows
+
+
+# --- the consumers end to end ---------------------------------------------------------------------------------------
+
+
+def fill_topic(kafka: Kafka, n: int, marker: str) -> None:
+    p = Producer(kafka.conf("admin", **{"acks": "all", "enable.idempotence": True, "linger.ms": 20}))
+    for i in range(n):
+        r = record(i, marker)
+        p.produce("analytics-events", r.to_kafka(), key=r.key())
+        if i % 10000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+
+
+def run_until(consumer, counted, n: int, timeout: float = 600) -> float:
+    t = threading.Thread(target=consumer.run, daemon=True)
+    start = time.perf_counter()
+    t.start()
+    try:
+        deadline = time.time() + timeout
+        while counted() < n:
+            if time.time() > deadline or not t.is_alive():
+                raise RuntimeError(f"{type(consumer).__name__}: {counted()} of {n} rows after {timeout} s")
+            time.sleep(0.2)
+        return time.perf_counter() - start
+    finally:
+        consumer.stop()
+        t.join(60)
+
+
+def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[str, str, str]:
+    from pg_sink.config import load_config
+    from pg_sink.sink import Sink
+
+    marker = uuid.uuid4().hex
+    fill_topic(kafka, n, marker)
+    password = uuid.uuid4().hex
+    with psycopg.connect(postgres.dsn(), autocommit=True) as c:
+        c.execute("DROP ROLE IF EXISTS analytics_sink")
+        c.execute(f"CREATE ROLE analytics_sink LOGIN PASSWORD '{password}'")
+        c.execute("GRANT INSERT, SELECT (event_id, event_time) ON analytics_events TO analytics_sink")
+        c.execute("GRANT TEMPORARY ON DATABASE analytics TO analytics_sink")
+    env = {**kafka.env("PGSINK_", "pg-sink"), "PGSINK_GROUP": group, "PGSINK_PG_HOST": "127.0.0.1",
+           "PGSINK_PG_PORT": str(postgres.port), "PGSINK_PG_PASSWORD": password,
+           "PGSINK_PG_CA_FILE": str(postgres.pki["ca"]), "PGSINK_METRICS_PORT": "0",
+           "PGSINK_LOG_LEVEL": "warning"}  # fmt: skip
+    conn = psycopg.connect(postgres.dsn(), autocommit=True)
+
+    def counted():
+        q = "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s"
+        return conn.execute(q, (marker,)).fetchone()[0]
+
+    secs = run_until(Sink(load_config(env)), counted, n)
+    conn.close()
+    return ("pg_sink end to end (Kafka -> PostgreSQL, default batch 5000)", f"{rate(n, secs)} rows/s",
+            f"{n} events already in Kafka, until all are rows")  # fmt: skip
+
+
+def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str) -> tuple[str, str, str]:
+    import pyarrow.compute as pc
+    from delta_writer.config import load_config
+    from delta_writer.table import EventTable
+    from delta_writer.writer import Writer
+
+    marker = uuid.uuid4().hex
+    fill_topic(kafka, n, marker)
+    access, secret = weed.identities["delta-writer"]
+    env = {**kafka.env("DELTA_", "delta-writer"), "DELTA_GROUP": group,
+           "DELTA_TABLE_URI": f"s3://analytics/delta/bench-{marker[:8]}", "DELTA_S3_ENDPOINT": weed.endpoint,
+           "DELTA_S3_ACCESS_KEY": access, "DELTA_S3_SECRET_KEY": secret, "DELTA_S3_CA_FILE": str(weed.pki["ca"]),
+           "DELTA_BATCH_ROWS": "20000", "DELTA_BATCH_SECONDS": "5", "DELTA_METRICS_PORT": "0",
+           "DELTA_LOG_LEVEL": "warning"}  # fmt: skip
+    cfg = load_config(env)
+    table = EventTable(cfg)
+    seen = {"at": 0.0, "rows": 0}
+
+    def counted():
+        if time.time() - seen["at"] > 1:  # reading the table costs: once a second
+            dt = table.open()
+            if dt is not None:
+                t = dt.to_pyarrow_table(columns=["properties"])
+                seen["rows"] = t.filter(pc.match_substring(t["properties"], marker)).num_rows
+            seen["at"] = time.time()
+        return seen["rows"]
+
+    secs = run_until(Writer(cfg), counted, n)
+    return ("delta_writer end to end (Kafka -> Delta on S3, batches of 20000 or 5 s)", f"{rate(n, secs)} rows/s",
+            f"{n} events already in Kafka, until all are in the table")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=20000, help="events per measurement (default 20000)")
+    ap.add_argument("--concurrency", type=int, default=32, help="concurrent API clients (default 32)")
+    ap.add_argument("--batch", type=int, default=100, help="events per API batch post (default 100)")
+    ap.add_argument("--only", choices=["api", "write", "sink", "writer"], action="append",
+                    help="run only these measurements (repeatable)")  # fmt: skip
+    a = ap.parse_args()
+    only = set(a.only or ["api", "write", "sink", "writer"])
+    folder = Path(tempfile.mkdtemp(prefix="ap-bench-"))
+    pki = make_pki(folder / "pki")
+    kafka, postgres, weed = Kafka(folder / "kafka", pki), Postgres(dict(pki)), SeaweedFS(folder / "weed", pki)
+    rows: list[tuple[str, str, str]] = []
+    try:
+        print("==> starting Kafka, PostgreSQL and SeaweedFS", file=sys.stderr)
+        kafka.start()
+        kafka.setup_platform()
+        if only & {"write", "sink"}:
+            postgres.start()
+            postgres.create_database()
+        if "writer" in only:
+            weed.start()
+        run = uuid.uuid4().hex[:8]
+        steps = [("api", lambda: bench_api(kafka, folder, a.events, a.concurrency, a.batch)),
+                 ("write", lambda: bench_write_strategy(postgres, a.events, 5000)),
+                 ("sink", lambda: [bench_sink(kafka, postgres, a.events, f"pg-sink-bench-{run}")]),
+                 ("writer", lambda: [bench_writer(kafka, weed, a.events, f"delta-writer-bench-{run}")])]  # fmt: skip
+        for name, step in steps:
+            if name in only:
+                print(f"==> {name}", file=sys.stderr)
+                rows += step()
+    finally:
+        kafka.stop()
+        if only & {"write", "sink"}:
+            postgres.cleanup()
+        weed.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    print("\n| Measurement | Result | Notes |\n|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
