@@ -17,12 +17,12 @@ INVENTORY   ?= inventories/lab
 SCENARIOS   ?= kafka services postgresql seaweedfs monitoring security nginx minio rendered default
 MOLECULE_JOBS ?= 2
 # `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load) and the
-# insecure platform the audit must fail on (molecule/insecure); then the
-# whole platform.
+# insecure platform the audit must fail on (molecule/insecure); then the whole platform: make lab (with the e2e check),
+# site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs insecure
 
 .PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site endpoints test lint unit integration \
-        molecule test-heavy e2e audit bench lab-memory clean
+        molecule test-heavy site-again e2e audit bench lab-memory clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -96,8 +96,16 @@ bench: setup ## Throughput of the API, the sink and the writer against real serv
 molecule: setup ## Role scenarios: make molecule SCENARIOS="kafka postgresql" MOLECULE_JOBS=1
 	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)
 
-test-heavy: setup ## The role scenarios' fault drills (long; not part of make test; the whole platform: make lab audit)
+test-heavy: setup ## The heavy runs: fault drills, the insecure audit scenario, then the whole platform (lab, e2e, site.yml again, audit)
 	@AP_MOLECULE_MARKERS="drill or not drill" $(ANSIBLE_ENV) bash scripts/molecule.sh $(HEAVY_SCENARIOS)
+	@$(MAKE) --no-print-directory lab site-again audit
+
+site-again: ## site.yml once more on the converged lab: fails when it changed anything on any host
+	@echo "==> ansible-playbook -i $(INVENTORY) site.yml (again: nothing may change)"
+	@mkdir -p reports
+	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) site.yml | tee reports/site-again.log
+	@if grep -E "changed=[1-9]" reports/site-again.log; then \
+	  echo "ERROR: the second site.yml changed the hosts above (reports/site-again.log)"; exit 1; fi
 
 clean: lab-down ## Remove the lab and local build output (keeps the caches in ~/.cache/analytics-platform)
 	rm -rf artifacts .cache reports

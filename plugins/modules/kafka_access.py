@@ -12,10 +12,10 @@ description:
   - Read-only probe for C(playbooks/audit.yml), run where the Kafka client library is (usually the controller).
   - "Default logins: tries each of O(default_logins) over SASL; every one must be refused (control
     C(default_passwords)). A cluster that answers unauthenticated PLAINTEXT clients fails this too: it needs no login."
-  - "ACL default deny: as O(login_user), a service user that is not a super user, asks for the offsets of a consumer
-    group nobody has an ACL for (a fresh random name). With C(allow.everyone.if.no.acl.found=false) the broker refuses
-    with GROUP_AUTHORIZATION_FAILED; when it answers, anything without an ACL is open to everyone (control
-    C(kafka_sasl_ssl)). Nothing is created or changed: the group does not exist."
+  - "ACL default deny: as O(login_user), a service user that is not a super user, asks for the metadata of a topic
+    nobody has an ACL for (a fresh random name that does not exist). With C(allow.everyone.if.no.acl.found=false) the
+    broker answers TOPIC_AUTHORIZATION_FAILED; UNKNOWN_TOPIC_OR_PART means anything without an ACL is open to everyone
+    (control C(kafka_sasl_ssl)). Nothing is created: the admin client never asks for automatic topic creation."
   - When a SASL_SSL connection is impossible, the probe tries PLAINTEXT once, so an insecure cluster is reported as a
     failure with evidence rather than as unreachable.
   - Each result has C(control), C(status) (pass, fail or error), C(reason) and C(evidence).
@@ -70,11 +70,10 @@ from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     can_authenticate,
     error_text,
     kafka_common_argument_spec,
-    wait,
 )
 
 with contextlib.suppress(ImportError):  # a missing library is reported by admin_client()
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException
+    from confluent_kafka import KafkaException
 
 DEFAULT_LOGINS = [
     {"user": "admin", "password": "admin"},
@@ -108,23 +107,29 @@ def default_logins(p: dict, plaintext_open: bool) -> dict:
 
 
 def acl_default(module, p: dict, user: str | None) -> dict:
-    name, group = p["cluster"], f"audit-probe-{uuid.uuid4().hex[:12]}"
-    ev = {"check": "acl_default_deny", "as": user or "ANONYMOUS (PLAINTEXT)", "group": group}
+    """Metadata for a topic that does not exist and that nobody has an ACL for: a broker that denies by default answers
+    TOPIC_AUTHORIZATION_FAILED; one that lets everyone at what no ACL covers answers UNKNOWN_TOPIC_OR_PART. Nothing is
+    created (the admin client never asks for automatic topic creation)."""
+    name, topic = p["cluster"], f"audit-probe-{uuid.uuid4().hex[:12]}"
+    ev = {"check": "acl_default_deny", "as": user or "ANONYMOUS (PLAINTEXT)", "topic": topic}
     admin = admin_client(module)
     try:
-        wait(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)]), p["request_timeout"])
+        meta = admin.list_topics(topic=topic, timeout=p["request_timeout"])
     except KafkaException as e:
         ev["answer"] = text = error_text(e)
-        if "AUTHORIZATION_FAILED" in text:
-            reason = f"{name}: a resource without ACLs is denied to {ev['as']} ({text.split(':')[0]})"
-            return result("kafka_sasl_ssl", "pass", reason, **ev)
-        return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got an unexpected answer: {text}", **ev)
-    ev["answer"] = "offsets returned"
-    reason = (
-        f"{name}: {ev['as']} may read consumer group {group}, which has no ACL: "
-        "allow.everyone.if.no.acl.found is on or no authorizer is configured"
-    )
-    return result("kafka_sasl_ssl", "fail", reason, **ev)
+        return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got no metadata: {text}", **ev)
+    err = meta.topics[topic].error if topic in meta.topics else None
+    ev["answer"] = text = err.name() if err is not None else "described"
+    if text == "TOPIC_AUTHORIZATION_FAILED":
+        reason = f"{name}: a topic without ACLs is denied to {ev['as']} (TOPIC_AUTHORIZATION_FAILED)"
+        return result("kafka_sasl_ssl", "pass", reason, **ev)
+    if text in ("UNKNOWN_TOPIC_OR_PART", "described"):
+        reason = (
+            f"{name}: {ev['as']} may describe topic {topic}, which has no ACL ({text}): "
+            "allow.everyone.if.no.acl.found is on or no authorizer is configured"
+        )
+        return result("kafka_sasl_ssl", "fail", reason, **ev)
+    return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got an unexpected answer: {text}", **ev)
 
 
 def main():

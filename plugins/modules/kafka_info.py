@@ -81,13 +81,14 @@ lag:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     admin_client,
+    client_config,
     kafka_common_argument_spec,
     reported_errors,
     wait,
 )
 
 try:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection, TopicPartition
+    from confluent_kafka import Consumer, TopicCollection, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 except ImportError:  # reported by admin_client()
     pass
@@ -140,10 +141,15 @@ def main():
             end_of = {(tp.topic, tp.partition): r.offset for tp, r in ends.items()}
             lag = {}
             for g in p["groups"]:
-                req = [ConsumerGroupTopicPartitions(g, tps)]
-                committed = wait(admin.list_consumer_group_offsets(req), timeout)[g]
+                # A consumer that never joins the group only reads its committed offsets (OffsetFetch). The admin
+                # client's list_consumer_group_offsets crashes the process with confluent-kafka 2.16 (segfault).
+                reader = Consumer({**client_config(p), "group.id": g, "enable.auto.commit": False})
+                try:
+                    committed = reader.committed(tps, timeout=timeout) if tps else []
+                finally:
+                    reader.close()
                 total = 0
-                for tp in committed.topic_partitions:
+                for tp in committed:
                     end = end_of.get((tp.topic, tp.partition), 0)
                     total += end - tp.offset if tp.offset >= 0 else end
                 lag[g] = total
