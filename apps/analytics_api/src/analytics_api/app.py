@@ -38,6 +38,37 @@ class HTTPProblem(Exception):
         self.status, self.error, self.headers, self.extra = status, error, headers or {}, extra
 
 
+class Measure:
+    """Counts every request by method, path and status, observes its latency, and marks every response
+    Cache-Control: no-store. A plain ASGI middleware: Starlette's BaseHTTPMiddleware (@app.middleware("http")) costs a
+    task and a pair of memory streams per request, about a fifth of the API's CPU under load (scripts/benchmark.py)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+        status = 500  # an exception that escapes the app becomes a 500 (ServerErrorMiddleware, outside this one)
+
+        async def send_measured(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
+                message = {**message, "headers": [*headers, (b"cache-control", b"no-store")]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_measured)
+            LATENCY.labels(path).observe(time.perf_counter() - start)
+        finally:
+            REQUESTS.labels(scope["method"], path, str(status)).inc()
+
+
 def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> FastAPI:
     producer = producer or EventProducer(cfg)
     limiter = RateLimiter(cfg.rate_limit, cfg.rate_window_seconds, cfg.rate_burst)
@@ -134,19 +165,7 @@ def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> Fa
         log.exception("unhandled error", extra={"error": type(exc).__name__})
         return JSONResponse({"error": "internal error"}, status_code=500)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        start = time.perf_counter()
-        path = request.url.path if request.url.path in KNOWN_PATHS else "other"
-        try:
-            response = await call_next(request)
-        except Exception:
-            REQUESTS.labels(request.method, path, "500").inc()
-            raise
-        LATENCY.labels(path).observe(time.perf_counter() - start)
-        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(Measure)
 
     @app.post("/analytics", status_code=202)
     async def post_event(request: Request):
