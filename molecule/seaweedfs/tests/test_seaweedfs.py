@@ -109,10 +109,15 @@ def test_volumes_are_replicated_across_zones():
     client = s3("weed-b")
     for _ in range(5):
         client.put_object(Bucket="analytics", Key=f"replication/{uuid.uuid4()}", Body=b"x" * 1024)
-    out = lab_host("weed-a").run(
-        f"echo 'volume.list' | weed shell -master={address('weed-a')}:9333 2>/dev/null"
-    ).stdout  # fmt: skip
-    assert "DataCenter zone-a" in out and "DataCenter zone-b" in out and "DataCenter zone-c" in out
+    # weed shell needs the master leader; under load (two scenarios at once) its first try can come back empty.
+    deadline, out = time.time() + 90, ""
+    while time.time() < deadline:
+        r = lab_host("weed-a").run(f"echo 'volume.list' | weed shell -master={address('weed-a')}:9333")
+        out = r.stdout + r.stderr
+        if all(f"DataCenter {z}" in out for z in ("zone-a", "zone-b", "zone-c")):
+            break
+        time.sleep(5)
+    assert "DataCenter zone-a" in out and "DataCenter zone-b" in out and "DataCenter zone-c" in out, out[-2000:]
     assert "replica_placement:1" in out or "replicaPlacement:100" in out or "100" in out
 
 
