@@ -226,6 +226,22 @@ def can_log_in(user, password):
         return False
 
 
+def test_audit_probe_kafka_access_passes_here_and_fails_as_a_super_user():
+    """The audit's Kafka probe against the hardened cluster: default logins refused and a topic nobody granted denied
+    to a service user; the same ACL probe as the admin (a super user, to whom everything is allowed) fails."""
+    probe = dict(
+        admin_args(), cluster="kafka-1", login_user="analytics-api", login_password=lab_secret("kafka_analytics_api")
+    )
+    out = ansible_module("analytics.platform.kafka_access", probe)
+    results = {r["control"]: r for r in out["audit"]}
+    assert results["default_passwords"]["status"] == "pass", results
+    assert results["kafka_sasl_ssl"]["status"] == "pass", results
+    assert results["kafka_sasl_ssl"]["evidence"]["answer"] == "TOPIC_AUTHORIZATION_FAILED"
+    as_admin = ansible_module("analytics.platform.kafka_access", dict(admin_args(), cluster="kafka-1"))
+    acl = next(r for r in as_admin["audit"] if r["control"] == "kafka_sasl_ssl")
+    assert acl["status"] == "fail" and acl["evidence"]["answer"] == "UNKNOWN_TOPIC_OR_PART", acl
+
+
 def test_kafka_user_rotates_only_when_the_password_changed():
     old, new = lab_secret("kafka_bento"), "rotated-" + uuid.uuid4().hex
     try:
