@@ -85,13 +85,15 @@ def lab_ca() -> str:
     return str(ephemeral_dir() / "pki" / "ca.crt")
 
 
-def ansible_module(module: str, args: dict) -> dict:
+def ansible_module(module: str, args: dict, check: bool = False) -> dict:
     """Run one module on the controller (as the roles' admin tasks do) and return its JSON result."""
     env = dict(os.environ)
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "collections"))
     env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
     env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
     cmd = ["ansible", "localhost", "-i", inventory_dir(), "-m", module, "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     start = r.stdout.find("\n{")  # other callbacks (task timing) may print before the JSON document
     out, _ = json.JSONDecoder().raw_decode(r.stdout[start + 1 :] if start >= 0 else r.stdout)

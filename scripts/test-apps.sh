@@ -23,7 +23,9 @@ if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "ok instal
 fi
 
 [ -d "$AP_ARTIFACTS/wheelhouse" ] || die "no wheelhouse in $AP_ARTIFACTS: run scripts/build-artifacts.sh"
-want=$(cat "$AP_ARTIFACTS/wheelhouse/SHA256SUMS" "$AP_ROOT/apps/testing/pyproject.toml" | sha256sum | cut -c1-16)
+TEST_TOOLS=("pytest==9.2.0" "pytest-asyncio==1.5.0" "httpx==0.28.1" "hypothesis==6.170.15")
+want=$( (cat "$AP_ARTIFACTS/wheelhouse/SHA256SUMS" "$AP_ROOT/apps/testing/pyproject.toml"; echo "${TEST_TOOLS[*]}") \
+  | sha256sum | cut -c1-16)
 if [ "$(cat "$APPS_VENV/.stamp" 2>/dev/null)" != "$want" ]; then
   step "Service test environment: installing ${services[*]} from the wheelhouse (log: $AP_CACHE/venv-apps.log)"
   rm -rf "$APPS_VENV"
@@ -33,7 +35,7 @@ if [ "$(cat "$APPS_VENV/.stamp" 2>/dev/null)" != "$want" ]; then
   run_logged "$AP_CACHE/venv-apps.log" "install of the services from the wheelhouse (--no-index)" \
     "$APPS_VENV/bin/pip" install -q --no-index --find-links "$AP_ARTIFACTS/wheelhouse" "${pkgs[@]}"
   run_logged "$AP_CACHE/venv-apps.log" "install of the test tools" \
-    "$APPS_VENV/bin/pip" install -q "$AP_ROOT/apps/testing" "pytest==9.2.0" "pytest-asyncio==1.5.0" "httpx==0.28.1"
+    "$APPS_VENV/bin/pip" install -q "$AP_ROOT/apps/testing" "${TEST_TOOLS[@]}"
   echo "$want" >"$APPS_VENV/.stamp"
 fi
 

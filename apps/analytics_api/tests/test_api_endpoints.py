@@ -191,3 +191,100 @@ def test_client_address_comes_from_a_trusted_proxy_only(api_env, fake_producer):
 
     assert sent_ip("10.0.0.0/8", "10.1.2.3") == "203.0.113.9"  # nginx in the trusted range: its X-Real-IP counts
     assert sent_ip("10.0.0.0/8", "192.0.2.7") == "192.0.2.7"  # anyone else cannot claim an address
+
+
+# --- the event contract: everything answered 202 is storable; anything else is a 4xx naming the field ---------------
+def nested(depth, leaf=1):
+    v = leaf
+    for _ in range(depth):
+        v = {"n": v}
+    return v
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        (event(session_id="a\u0000b"), "session_id", "NUL"),
+        (event(user_id="\u0000"), "user_id", "NUL"),
+        (event(page="/p\u0000"), "page", "NUL"),
+        (event(properties={"k": "v\u0000"}), "properties.k", "NUL"),
+        (event(properties={"k": ["ok", {"deep": "\u0000"}]}), "properties.k.1.deep", "NUL"),
+        (event(properties={"a\u0000b": 1}), "properties", "a key contains a NUL"),
+        (event(properties={"k": 2**64}), "properties.k", "64-bit"),
+        (event(properties={"k": -(2**63) - 1}), "properties.k", "64-bit"),
+        (event(properties=nested(17)), "properties" + ".n" * 16, "nested deeper than 16"),
+        (event(properties=nested(250)), "properties" + ".n" * 16, "nested deeper than 16"),
+    ],
+)
+def test_values_no_store_can_hold_are_422_naming_the_field(api, body, field, text):
+    r = api.client.post("/analytics", json=body, headers=H)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+    assert text in r.json()["error"]
+    assert api.producer.sent == []
+
+
+def test_contract_limits_are_inclusive(api):
+    ok = event(properties={"deep": nested(15), "big": 2**63 - 1, "small": -(2**63), "f": 1.5e308, "u": "\U0001f600"})
+    r = api.client.post("/analytics", json=ok, headers=H)
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b'{"event_type": "a", "properties": {"s": "\\ud800"}}', "unpaired surrogate"),  # escaped lone surrogate
+        (b'{"event_type": "a", "properties": {"s": "\\udfff x"}}', "unpaired surrogate"),
+        (b'{"event_type": "a", "properties": {"x": 1e400}}', "not finite"),  # parses as infinity
+    ],
+)
+def test_json_that_parses_to_unstorable_values_is_422(api, raw, text):
+    r = api.client.post("/analytics", content=raw, headers=H)
+    assert r.status_code == 422, r.text
+    assert text in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b'{"event_type": "a", "properties": {"x": NaN}}', "NaN is not JSON"),
+        (b'{"event_type": "a", "properties": {"x": -Infinity}}', "-Infinity is not JSON"),
+        (b'{"event_type": "a", "properties": {"x": ' + b"9" * 5000 + b"}}", "malformed JSON"),
+        (b'{"event_type": "a", "properties": ' + b'{"n": ' * 1200 + b"1" + b"}" * 1201, "nested too deep"),
+        (b'{"event_type": "a", "properties": {"x": ' + b"[" * 30000 + b"]" * 30000 + b"}}", "nested too deep"),
+    ],
+)
+def test_json_beyond_what_python_parses_is_400_never_5xx(api, raw, text):
+    r = api.client.post("/analytics", content=raw, headers=H)
+    assert r.status_code == 400, r.text
+    assert text in r.json()["error"]
+
+
+def test_batch_names_the_event_and_the_value(api):
+    body = {"events": [event(), event(properties={"list": [1, "x\u0000"]})]}
+    r = api.client.post("/analytics/batch", json=body, headers=H)
+    assert r.status_code == 422
+    assert r.json()["field"] == "events.1.properties.list.1"
+    assert api.producer.sent == []
+
+
+def test_user_agent_is_stored_without_control_characters(api):
+    r = api.client.post("/analytics", json=event(), headers=dict(H, **{"user-agent": "agent\x01/1.0\x7f" + "x" * 600}))
+    assert r.status_code == 202
+    ua = api.producer.sent[-1].metadata["user_agent"]
+    assert ua.startswith("agent/1.0x") and len(ua) <= 512
+
+
+def test_events_without_a_session_are_keyed_by_event_id(api):
+    r = api.client.post("/analytics", json=event(session_id=None), headers=H)
+    assert r.status_code == 202
+    rec = api.producer.sent[-1]
+    assert rec.key() == str(rec.event_id).encode()  # a retried event lands in the same partition
+
+
+def test_503_names_the_event_ids_to_retry_with(api):
+    api.producer.fail = True
+    one = api.client.post("/analytics", json=event(), headers=H)
+    assert one.status_code == 503 and uuid.UUID(one.json()["event_id"])
+    batch = api.client.post("/analytics/batch", json={"events": [event(), event()]}, headers=H)
+    assert batch.status_code == 503 and len(batch.json()["event_ids"]) == 2

@@ -30,10 +30,10 @@ def record(marker, **kw):
     return EventRecord(**base)
 
 
-def produce(kafka, values):
+def produce(kafka, values, key=None):
     p = Producer(kafka.conf("admin", **{"acks": "all", "enable.idempotence": True}))
     for v in values:
-        p.produce("analytics-events", v)
+        p.produce("analytics-events", v, key=key)
     assert p.flush(30) == 0
 
 
@@ -103,23 +103,126 @@ def test_health_ready_and_metrics(running_sink):
     assert 'kafka_consumer_lag{group="pg-sink"' in metrics
 
 
+def dead_letters(kafka, values, settle=3.0, timeout=30):
+    """Every copy of `values` in the dead-letter topic (read committed), as value -> list of header dicts; keeps
+    reading `settle` seconds after the last one was found, so that a second copy would be seen."""
+    c = Consumer(kafka.conf("admin", **{"group.id": f"dlq-{uuid.uuid4()}", "auto.offset.reset": "earliest"}))
+    c.subscribe(["analytics-events-dlq"])
+    parked, deadline, settled = {}, time.time() + timeout, None
+    while time.time() < deadline and (settled is None or time.time() < settled):
+        m = c.poll(0.5)
+        if m is not None and not m.error() and m.value() in values:
+            parked.setdefault(m.value(), []).append(dict(m.headers() or []))
+        if settled is None and set(values) <= set(parked):
+            settled = time.time() + settle
+    c.close()
+    return parked
+
+
 def test_poison_records_are_parked_and_the_sink_keeps_going(kafka, postgres, running_sink):
     marker = str(uuid.uuid4())
     poison = [b"{not json", json.dumps({"event_type": "x", "marker": marker}).encode(), b"\xff\xfe"]
     produce(kafka, [*poison, record(marker).to_kafka(), record(marker).to_kafka()])
     assert wait_for(lambda: count(postgres, marker), (2, 2)) == (2, 2)
-    c = Consumer(kafka.conf("admin", **{"group.id": f"dlq-{uuid.uuid4()}", "auto.offset.reset": "earliest"}))
-    c.subscribe(["analytics-events-dlq"])
-    parked, deadline = {}, time.time() + 30
-    while time.time() < deadline and not all(p in parked for p in poison):
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            parked[m.value()] = dict(m.headers() or [])
-    c.close()
+    parked = dead_letters(kafka, poison)
     assert set(poison) <= set(parked)
-    reasons = {v: parked[v]["dlq-reason"].decode() for v in poison}
+    reasons = {v: parked[v][0]["dlq-reason"].decode() for v in poison}
     assert reasons[poison[1]].startswith("received_at")  # names the missing field
-    assert all(parked[v]["dlq-consumer"] == b"pg-sink" for v in poison)
+    assert all(parked[v][0]["dlq-consumer"] == b"pg-sink" for v in poison)
+    assert all(parked[v][0]["dlq-stage"] == b"contract" for v in poison)
+
+
+def test_a_nul_character_is_parked_and_does_not_jam_the_sink(kafka, postgres, running_sink):
+    """The finding: one record with NUL stopped every later event from reaching PostgreSQL (the batch was retried
+    for ever). Now it breaks the contract: it is parked once with its reason, and the events around it arrive."""
+    marker = str(uuid.uuid4())
+    nul = EventRecord.model_construct(**{**dict(record(marker)), "properties": {"marker": marker, "text": "a\u0000b"}})
+    bad = nul.model_dump_json().encode()  # as the API wrote it before the contract (or another producer would)
+    assert b"\\u0000" in bad
+    before, after = [record(marker) for _ in range(50)], [record(marker) for _ in range(50)]
+    produce(kafka, [r.to_kafka() for r in before] + [bad] + [r.to_kafka() for r in after])
+    assert wait_for(lambda: count(postgres, marker), (100, 100)) == (100, 100)
+    parked = dead_letters(kafka, [bad])
+    assert len(parked[bad]) == 1
+    assert parked[bad][0]["dlq-reason"].decode() == "properties.text: contains a NUL character"
+
+
+@pytest.fixture
+def refuse_event_type(postgres):
+    """A CHECK constraint that makes PostgreSQL itself refuse rows of one event type (a data error, class 23)."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as c:
+        c.execute("ALTER TABLE analytics_events ADD CONSTRAINT test_refused CHECK (event_type <> 'refused_here')")
+    yield "refused_here"
+    with psycopg.connect(postgres.dsn(), autocommit=True) as c:
+        c.execute("ALTER TABLE analytics_events DROP CONSTRAINT IF EXISTS test_refused")
+
+
+def test_rows_postgresql_refuses_are_parked_once_and_the_rest_is_written(kafka, postgres, sink_env, refuse_event_type):
+    marker = str(uuid.uuid4())
+    good = [record(marker) for _ in range(120)]
+    refused = [record(marker, event_type=refuse_event_type) for _ in range(3)]
+    values = [r.to_kafka() for r in good[:40] + refused[:1] + good[40:80] + refused[1:] + good[80:]]
+    sink = Sink(load_config({**sink_env, "PGSINK_BATCH_SIZE": "500", "PGSINK_BATCH_SECONDS": "2"}))
+    t = threading.Thread(target=sink.run, daemon=True)
+    t.start()
+    try:
+        produce(kafka, values)
+        assert wait_for(lambda: count(postgres, marker), (120, 120)) == (120, 120)
+        parked = dead_letters(kafka, [r.to_kafka() for r in refused])
+    finally:
+        sink.stop()
+        t.join(30)
+    assert sorted(len(v) for v in parked.values()) == [1, 1, 1]  # each refused row parked exactly once
+    for headers in parked.values():
+        assert headers[0]["dlq-stage"] == b"store"
+        assert headers[0]["dlq-reason"].decode().startswith("PostgreSQL refused the row: 23514")
+
+
+def test_an_outage_retries_the_batch_and_parks_nothing_twice(kafka, postgres, sink_env):
+    """The finding: poison records were parked again on every retry of a batch PostgreSQL could not take. Now the
+    dead letters and the offsets commit together, after the store has the batch."""
+    marker = str(uuid.uuid4())
+    poison = [json.dumps({"marker": marker, "n": i}).encode() for i in range(2)]
+    good = [record(marker) for _ in range(20)]
+    sink = Sink(load_config({**sink_env, "PGSINK_BATCH_SIZE": "100", "PGSINK_BATCH_SECONDS": "0.5"}))
+    postgres.stop()
+    t = threading.Thread(target=sink.run, daemon=True)
+    try:
+        t.start()
+        produce(kafka, [poison[0], *(r.to_kafka() for r in good), poison[1]])
+        time.sleep(6)  # several failed attempts (backoff 1, 2, 4 s) while PostgreSQL is down
+    finally:
+        postgres.start()
+    try:
+        assert wait_for(lambda: count(postgres, marker), (20, 20), timeout=90) == (20, 20)
+        parked = dead_letters(kafka, poison)
+    finally:
+        sink.stop()
+        t.join(30)
+    assert sorted(len(v) for v in parked.values()) == [1, 1]
+
+
+def test_a_retried_post_without_timestamp_is_stored_once(kafka, postgres, running_sink):
+    """The finding: (event_id, event_time) was the only key, and a retried POST without a timestamp gets another
+    server time. The same event_id, two receive times, two batches: one row, the first."""
+    marker = str(uuid.uuid4())
+    first = record(marker)
+    produce(kafka, [first.to_kafka()])
+    assert wait_for(lambda: count(postgres, marker), (1, 1)) == (1, 1)
+    later = utcnow()
+    retry = first.model_copy(update={"timestamp": later, "received_at": later, "page": "/retry"})
+    both = record(marker)
+    # Keyed as the API keys them (by session): one partition, in the order sent.
+    produce(kafka, [retry.to_kafka(), both.to_kafka(), both.model_copy(update={"page": "/again"}).to_kafka()], b"s-1")
+    assert wait_for(lambda: count(postgres, marker), (2, 2)) == (2, 2)
+    time.sleep(2)
+    assert count(postgres, marker) == (2, 2)
+    with psycopg.connect(postgres.dsn()) as c:
+        kept = c.execute(
+            "SELECT event_time, page FROM analytics_events WHERE event_id = ANY(%s) ORDER BY event_time",
+            ([first.event_id, both.event_id],),
+        ).fetchall()
+    assert kept == [(first.timestamp, None), (both.timestamp, None)]  # the first copy of each, in both cases
 
 
 def test_killed_mid_batch_loses_and_duplicates_nothing(kafka, postgres, sink_env):

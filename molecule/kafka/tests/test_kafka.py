@@ -178,12 +178,16 @@ def test_user_without_acl_cannot_write():
     assert errors and errors[0].name() == "TOPIC_AUTHORIZATION_FAILED"
 
 
-def test_transactions_only_for_the_api_and_its_prefix():
+def test_transactions_only_for_each_service_and_its_prefix():
     ok = Producer(api_conf(**{"transactional.id": f"analytics-api-verify-{uuid.uuid4()}"}))
     ok.init_transactions(30)
     ok.begin_transaction()
     ok.produce(TOPIC, json.dumps({"run": "tx", "seq": 0}).encode())
     ok.commit_transaction(30)
+    sink = Producer(
+        conf("pg-sink", lab_secret("kafka_pg_sink"), **{"transactional.id": f"pg-sink-verify-{uuid.uuid4()}"})
+    )
+    sink.init_transactions(30)  # the sinks park dead letters and commit offsets in one transaction
     for user, secret, tx_id in [
         ("analytics-api", "kafka_analytics_api", "someone-else-1"),
         ("pg-sink", "kafka_pg_sink", "analytics-api-sneaky"),
@@ -240,6 +244,38 @@ def test_audit_probe_kafka_access_passes_here_and_fails_as_a_super_user():
     as_admin = ansible_module("analytics.platform.kafka_access", dict(admin_args(), cluster="kafka-1"))
     acl = next(r for r in as_admin["audit"] if r["control"] == "kafka_sasl_ssl")
     assert acl["status"] == "fail" and acl["evidence"]["answer"] == "UNKNOWN_TOPIC_OR_PART", acl
+
+
+def test_dlq_replay_resubmits_each_parked_record_once():
+    """playbooks/dlq_replay.yml's module against the cluster: check mode counts and changes nothing; a record parked by
+    both sinks is re-submitted once, with its key and value unchanged; a second run re-submits nothing."""
+    marker = str(uuid.uuid4())
+    contract = json.dumps({"run": marker, "seq": 0}).encode()
+    store = json.dumps({"run": marker, "seq": 1}).encode()
+
+    def parked(value, consumer, stage, source):
+        return (value, [("dlq-reason", f"why {stage} {marker}".encode()), ("dlq-source", source.encode()),
+                        ("dlq-consumer", consumer.encode()), ("dlq-stage", stage.encode())])  # fmt: skip
+
+    p = Producer(admin_conf())
+    for value, headers in [
+        parked(contract, "pg-sink", "contract", f"{TOPIC}/0/{marker}"),
+        parked(contract, "delta-writer", "contract", f"{TOPIC}/0/{marker}"),
+        parked(store, "pg-sink", "store", f"{TOPIC}/1/{marker}"),
+    ]:
+        p.produce("analytics-events-dlq", value, key=marker.encode(), headers=headers)
+    assert p.flush(60) == 0
+    args = dict(
+        admin_args(), group=f"dlq-replay-{marker}", transactional_id=f"dlq-replay-{marker}", reason_contains=marker
+    )
+    dry = ansible_module("analytics.platform.kafka_dlq_replay", args, check=True)
+    assert (dry["replayed"], dry["duplicates"], dry["changed"]) == (2, 1, True), dry
+    real = ansible_module("analytics.platform.kafka_dlq_replay", args)
+    assert (real["replayed"], real["duplicates"]) == (2, 1), real
+    assert sorted(consume_all(admin_conf(), marker, 2, timeout=60)) == [0, 1]
+    again = ansible_module("analytics.platform.kafka_dlq_replay", args)
+    assert (again["replayed"], again["changed"]) == (0, False), again
+    assert sorted(consume_all(admin_conf(), marker, 3, timeout=15)) == [0, 1]  # nothing more arrived
 
 
 def test_kafka_user_rotates_only_when_the_password_changed():

@@ -107,6 +107,17 @@ def test_expired_partition_is_dropped_by_the_retention_job(pg_a):
     assert psql(pg_a, f"SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{marker}'") == "0"
 
 
+def test_claimed_event_ids_older_than_the_retention_are_pruned(pg_a):
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    psql(pg_a, f"INSERT INTO analytics_event_ids VALUES ('{old}', now() - interval '100 days'), ('{new}', now())")
+    command = psql(pg_a, "SELECT command FROM cron.job WHERE jobname = 'analytics-event-ids'")
+    assert "interval '90 days'" in command
+    psql(pg_a, command)
+    assert psql(pg_a, f"SELECT count(*) FROM analytics_event_ids WHERE event_id IN ('{old}', '{new}')") == "1"
+    sink_rights = "SELECT has_table_privilege('analytics_sink', 'analytics_event_ids', 'INSERT')"
+    assert psql(pg_a, sink_rights) == "t"
+
+
 def test_old_ip_addresses_are_anonymised(pg_a):
     marker_old, marker_new = str(uuid.uuid4()), str(uuid.uuid4())
     psql(pg_a, insert_sql(marker_old, days_ago=40, ip="198.51.100.77"))

@@ -18,3 +18,19 @@ CREATE TABLE IF NOT EXISTS analytics_events (
 
 CREATE INDEX IF NOT EXISTS analytics_events_type_time ON analytics_events (event_type, event_time);
 CREATE INDEX IF NOT EXISTS analytics_events_session_time ON analytics_events (session_id, event_time);
+
+-- Exactly once per event_id: the sink claims each event_id here in the transaction that inserts the event, so a
+-- client's retried POST (same event_id, another event_time when the client sent no timestamp) is not stored twice.
+-- Rows older than the retention are deleted with the partitions (postgresql role: the analytics-event-ids job).
+CREATE TABLE IF NOT EXISTS analytics_event_ids (
+    event_id   uuid        PRIMARY KEY,
+    event_time timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS analytics_event_ids_time ON analytics_event_ids (event_time);
+
+-- Events stored before this table existed claim their ids once (a no-op when it has any row).
+INSERT INTO analytics_event_ids (event_id, event_time)
+SELECT DISTINCT ON (event_id) event_id, event_time FROM analytics_events
+WHERE NOT EXISTS (SELECT 1 FROM analytics_event_ids)
+ORDER BY event_id, event_time
+ON CONFLICT (event_id) DO NOTHING;

@@ -9,7 +9,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 
-from analytics_common.events import Event, EventRecord, utcnow
+from analytics_common.events import Event, EventRecord, clean_header, problem_of, utcnow
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -130,21 +130,31 @@ def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> Fa
         except UnicodeDecodeError:
             raise HTTPProblem(400, "request body is not valid UTF-8") from None
         try:
-            return json.loads(text)
+            return json.loads(text, parse_constant=not_json)
         except json.JSONDecodeError as e:
             raise HTTPProblem(400, f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        except RecursionError:
+            raise HTTPProblem(400, "malformed JSON: nested too deep") from None
+        except ValueError as e:  # NaN or Infinity, or an integer longer than Python converts (4300 digits)
+            raise HTTPProblem(400, f"malformed JSON: {str(e).split(';')[0]}") from None
 
     def validation_problem(e: ValidationError, prefix: str = "") -> HTTPProblem:
-        first = e.errors()[0]
-        field = prefix + ".".join(str(x) for x in first.get("loc", ()))
-        return HTTPProblem(422, f"invalid field '{field or 'body'}': {first.get('msg')}", field=field or "body")
+        field, msg = problem_of(e, prefix)
+        return HTTPProblem(422, f"invalid field '{field or 'body'}': {msg}", field=field or "body")
 
     def to_record(event: Event, request: Request, key_name: str, received) -> EventRecord:
         meta = {"ip_address": client_address(request), "api_key": key_name}
-        ua = request.headers.get("user-agent")
+        ua = clean_header(request.headers.get("user-agent"))
         if ua:
-            meta["user_agent"] = ua[:512]
-        return EventRecord(**event.model_dump(), received_at=received, metadata=meta)
+            meta["user_agent"] = ua
+        # The event was validated against the contract just now; the metadata is the API's own, cleaned above.
+        return EventRecord.model_construct(**dict(event), received_at=received, metadata=meta)
+
+    def unavailable(**ids) -> HTTPProblem:
+        """Kafka did not acknowledge in time. The answer names the event ids: a client that retries with the same
+        ids is deduplicated by every store, even if the first attempt arrives after all."""
+        return HTTPProblem(503, "event store unavailable, retry later with the same event_id", {"Retry-After": "5"},
+                           **ids)  # fmt: skip
 
     async def guard(request: Request) -> str:
         """Authentication, then rate limit; returns the key's name."""
@@ -155,6 +165,9 @@ def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> Fa
         if wait > 0:
             raise HTTPProblem(429, "rate limit exceeded", {"Retry-After": retry_after(wait)})
         return name
+
+    def not_json(constant: str):
+        raise ValueError(f"{constant} is not JSON")
 
     @app.exception_handler(HTTPProblem)
     async def _problem(_request, exc: HTTPProblem):
@@ -181,7 +194,7 @@ def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> Fa
         try:
             await producer.send_one(record)
         except KafkaUnavailable:
-            raise HTTPProblem(503, "event store unavailable, retry later", {"Retry-After": "5"}) from None
+            raise unavailable(event_id=str(event.event_id)) from None
         EVENTS.inc()
         log.info("event received", extra={"session_id": event.session_id, "event_type": event.event_type})
         return {"status": "accepted", "event_id": str(event.event_id)}
@@ -211,7 +224,7 @@ def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> Fa
         try:
             await producer.send_batch(records)
         except KafkaUnavailable:
-            raise HTTPProblem(503, "event store unavailable, retry later", {"Retry-After": "5"}) from None
+            raise unavailable(event_ids=ids) from None
         EVENTS.inc(len(records))
         log.info("batch received", extra={"batch_size": len(records)})
         return {"status": "accepted", "count": len(records), "event_ids": ids}

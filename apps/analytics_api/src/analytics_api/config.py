@@ -22,7 +22,7 @@ def settings() -> list[Setting]:
         Setting("API_MAX_BATCH", integer(1, 10000), default=500),
         Setting("API_TRUSTED_PROXIES", cidr_list, default=["127.0.0.1/32"]),
         Setting("API_TRANSACTIONAL_ID_PREFIX", default="analytics-api"),
-        Setting("API_KAFKA_TIMEOUT_SECONDS", number(1), default=15.0),
+        Setting("API_KAFKA_TIMEOUT_SECONDS", number(0.5), default=5.0),
         Setting("API_TLS_CERT_FILE", existing_file),
         Setting("API_TLS_KEY_FILE", existing_file),
         Setting("API_LOG_LEVEL", default="info"),

@@ -25,6 +25,11 @@ class KafkaUnavailable(RuntimeError):
 
 
 class EventProducer:
+    """Every call is bounded by the configured timeout, from the moment it is made: waiting for the connection (one
+    start shared by all callers), for the transaction lock and for Kafka's acknowledgement all count against it, so a
+    request never waits longer however many are in flight. A producer that failed mid-transaction is replaced and
+    stopped in the background (stopping it may itself hang while Kafka is unreachable)."""
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.topic = cfg.kafka_topic
@@ -32,7 +37,8 @@ class EventProducer:
         self._single: AIOKafkaProducer | None = None
         self._tx: AIOKafkaProducer | None = None
         self._tx_lock = asyncio.Lock()
-        self._start_lock = asyncio.Lock()
+        self._starting: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
         self._ready_at = 0.0
         self._ready = False
 
@@ -51,32 +57,57 @@ class EventProducer:
             "request_timeout_ms": int(self.timeout * 1000),
         }
 
+    async def _new(self, **extra) -> AIOKafkaProducer:
+        p = AIOKafkaProducer(**self._common(), **extra)
+        try:
+            await p.start()
+        except BaseException:
+            self._dispose(p)
+            raise
+        return p
+
+    async def _connect(self) -> None:
+        if self._single is None:
+            self._single = await self._new()
+        if self._tx is None:
+            tx_id = f"{self.cfg.transactional_id_prefix}-{socket.gethostname()}-{os.getpid()}"
+            self._tx = await self._new(transactional_id=tx_id)
+
     async def start(self) -> None:
-        """Connect both producers; safe to call repeatedly (a failed start is retried on the next call)."""
-        async with self._start_lock:
-            if self._single is None:
-                p = AIOKafkaProducer(**self._common())
-                try:
-                    await asyncio.wait_for(p.start(), self.timeout)
-                except BaseException:
-                    await p.stop()
-                    raise
-                self._single = p
-            if self._tx is None:
-                tx_id = f"{self.cfg.transactional_id_prefix}-{socket.gethostname()}-{os.getpid()}"
-                p = AIOKafkaProducer(transactional_id=tx_id, **self._common())
-                try:
-                    await asyncio.wait_for(p.start(), self.timeout)
-                except BaseException:
-                    await p.stop()
-                    raise
-                self._tx = p
+        """Connect both producers. One attempt at a time, shared by every caller; each caller waits only as long as
+        its own deadline (asyncio.timeout around this call), and a failed attempt is made again by the next call."""
+        if self._single is not None and self._tx is not None:
+            return
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(asyncio.wait_for(self._connect(), self.timeout))
+            self._starting.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
+        await asyncio.shield(self._starting)
+
+    def _dispose(self, p: AIOKafkaProducer | None) -> None:
+        """Stop a producer without waiting for it (its stop may hang while Kafka is unreachable)."""
+        if p is None:
+            return
+
+        async def stop():
+            try:
+                await asyncio.wait_for(p.stop(), 10)
+            except Exception:
+                log.warning("a Kafka producer did not stop cleanly")
+
+        task = asyncio.ensure_future(stop())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
         for p in (self._single, self._tx):
             if p is not None:
-                await p.stop()
+                try:
+                    await asyncio.wait_for(p.stop(), 10)
+                except Exception:
+                    log.warning("a Kafka producer did not stop cleanly")
         self._single = self._tx = None
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
 
     async def ready(self) -> bool:
         """Kafka answers and knows the topic (cached for 5 seconds)."""
@@ -84,8 +115,9 @@ class EventProducer:
         if now - self._ready_at < 5:
             return self._ready
         try:
-            await self.start()
-            parts = await asyncio.wait_for(self._single.partitions_for(self.topic), 5)
+            async with asyncio.timeout(min(self.timeout, 5)):
+                await self.start()
+                parts = await self._single.partitions_for(self.topic)
             self._ready = bool(parts)
         except Exception as e:
             log.warning("kafka not ready", extra={"error": type(e).__name__})
@@ -96,10 +128,9 @@ class EventProducer:
     async def send_one(self, record: EventRecord) -> None:
         QUEUE_DEPTH.inc()
         try:
-            await self.start()
-            await asyncio.wait_for(
-                self._single.send_and_wait(self.topic, record.to_kafka(), key=record.key()), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):
+                await self.start()
+                await self._single.send_and_wait(self.topic, record.to_kafka(), key=record.key())
         except Exception as e:
             PRODUCE_ERRORS.labels("single").inc()
             raise KafkaUnavailable(type(e).__name__) from e
@@ -110,13 +141,10 @@ class EventProducer:
         """All records in one transaction: committed together or aborted together."""
         QUEUE_DEPTH.inc(len(records))
         try:
-            await self.start()
-            async with self._tx_lock:
-                try:
-                    await asyncio.wait_for(self._send_in_transaction(records), self.timeout * 2)
-                except Exception:
-                    await self._reset_tx()
-                    raise
+            async with asyncio.timeout(self.timeout):
+                await self.start()
+                async with self._tx_lock:
+                    await self._send_in_transaction(records)
         except Exception as e:
             PRODUCE_ERRORS.labels("batch").inc()
             raise KafkaUnavailable(type(e).__name__) from e
@@ -124,15 +152,19 @@ class EventProducer:
             QUEUE_DEPTH.dec(len(records))
 
     async def _send_in_transaction(self, records: list[EventRecord]) -> None:
-        async with self._tx.transaction():
-            futures = [await self._tx.send(self.topic, r.to_kafka(), key=r.key()) for r in records]
+        tx = self._tx
+        if tx is None:  # replaced after a failure and not yet connected again
+            await self.start()
+            tx = self._tx
+        try:
+            await tx.begin_transaction()
+            futures = [await tx.send(self.topic, r.to_kafka(), key=r.key()) for r in records]
             await asyncio.gather(*futures)
-
-    async def _reset_tx(self) -> None:
-        """After a failed transaction the producer may be unusable: replace it (the new one fences the old id)."""
-        p, self._tx = self._tx, None
-        if p is not None:
-            try:
-                await asyncio.wait_for(p.stop(), 5)
-            except Exception:
-                log.warning("transactional producer did not stop cleanly")
+            await tx.commit_transaction()
+        except BaseException:
+            # Aborted, failed or cut off by the deadline: this producer may be mid-transaction. Replace it; the new
+            # one (same transactional id) fences it, so nothing of this batch ever becomes readable.
+            if self._tx is tx:
+                self._tx = None
+            self._dispose(tx)
+            raise

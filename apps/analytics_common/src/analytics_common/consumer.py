@@ -1,15 +1,22 @@
-"""The batch consumer both sinks share: consume -> parse -> park poison records -> write -> commit offsets.
+"""The batch consumer both sinks share: consume -> parse -> write -> park what cannot be stored -> commit offsets.
 
-A subclass implements `write(records, offsets)`; it must be durable and idempotent when it returns (a redelivered
-batch must not double anything). Offsets are committed only after `write` returned and the dead-letter topic
-acknowledged every poison record, so a crash at any point loses nothing and duplicates nothing. A failed batch is
-rewound (every touched partition seeks back to the batch's first offset) and retried with backoff.
+A subclass implements `write(records, offsets)`: it stores the batch durably and idempotently (a redelivered batch or
+a retried event doubles nothing) and returns what it wrote, what it skipped as already stored, and the records the
+store itself refused as data (not an outage) with the store's reason, having written all the others.
+
+Records that break the event contract (parsed here) and records the store refused are parked in the dead-letter topic
+**in one Kafka transaction with the batch's offsets**: either both the parked copies and the new offsets are committed,
+or neither is. A batch retried after any failure therefore never parks a record twice, and a crash at any point loses
+nothing and duplicates nothing. After a failure the consumer goes back to the group's committed offsets (not blindly to
+the batch's start: a commit whose answer was lost may have landed) and tries again with backoff.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
@@ -21,19 +28,31 @@ from analytics_common.kafka import librdkafka_conf
 CONSUMED = Counter("consumer_records_consumed_total", "Kafka records consumed", ["service"])
 WRITTEN = Counter("consumer_records_written_total", "Events written to the store", ["service"])
 DUPLICATES = Counter("consumer_duplicates_skipped_total", "Redelivered events skipped (already stored)", ["service"])
-PARKED = Counter("consumer_dead_letters_total", "Poison records parked in the dead-letter topic", ["service"])
+PARKED = Counter("consumer_dead_letters_total", "Records parked in the dead-letter topic", ["service", "source"])
 ERRORS = Counter("consumer_batch_errors_total", "Batches that failed and were retried", ["service"])
 BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to write and commit one batch", ["service"])
 LAG = Gauge("kafka_consumer_lag", "Records not yet consumed", ["group", "topic", "partition"])
+
+COMMIT_ATTEMPTS = 3
 
 
 class RetryBatch(RuntimeError):
     """The batch could not be completed; it is rewound and retried."""
 
 
+@dataclass
+class Written:
+    """What `write` did with a batch: events written, events skipped as already stored, and the records the store
+    refused as data, as (index into the batch, the store's reason)."""
+
+    written: int
+    skipped: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
 class BatchConsumer:
     service = "consumer"
-    retry_errors: tuple[type[BaseException], ...] = ()  # store errors worth retrying, besides Kafka's
+    retry_errors: tuple[type[BaseException], ...] = ()  # store outages worth retrying, besides Kafka's
 
     def __init__(self, cfg, batch_size: int, batch_seconds: float, consumer_extra: dict | None = None):
         self.cfg = cfg
@@ -43,10 +62,13 @@ class BatchConsumer:
         self.joined = False
         self.log = logging.getLogger(self.service)
         self.heartbeat = Heartbeat(stale_after=max(120.0, batch_seconds * 3))
-        base = librdkafka_conf(cfg)
+        self.base = librdkafka_conf(cfg)
+        # One transactional id per instance, stable across restarts on a host: a restarted consumer fences its
+        # predecessor and settles the transaction it may have left open at once.
+        self.transactional_id = getattr(cfg, "transactional_id", None) or f"{cfg.group}-{socket.gethostname()}"
         self.consumer = Consumer(
             {
-                **base,
+                **self.base,
                 "group.id": cfg.group,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -56,12 +78,13 @@ class BatchConsumer:
                 **(consumer_extra or {}),
             }
         )
-        self.dlq = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+        self.dlq: Producer | None = None  # transactional; created (and its transactions initialised) when needed
+        self._unsynced: dict[tuple[str, int], int] = {}  # partitions to put back at their committed offsets
         self._reset_batch()
 
     # --- for subclasses ---
-    def write(self, records: list[EventRecord], offsets: dict[tuple[str, int], int]) -> tuple[int, int]:
-        """Store the records durably and idempotently; returns (written, skipped as duplicates)."""
+    def write(self, records: list[EventRecord], offsets: dict[tuple[str, int], int]) -> Written:
+        """Store the records durably and idempotently; see Written."""
         raise NotImplementedError
 
     def store_ready(self) -> bool:
@@ -86,6 +109,7 @@ class BatchConsumer:
     # --- the loop ---
     def _reset_batch(self) -> None:
         self.records: list[EventRecord] = []
+        self.messages: list = []  # the Kafka message of each record (parked as it came, when the store refuses it)
         self.positions: list[tuple[str, int, int]] = []
         self.poison: list = []
         self.first: dict[tuple[str, int], int] = {}
@@ -102,6 +126,11 @@ class BatchConsumer:
         backoff = 1.0
         try:
             while self.running:
+                if self._unsynced and not self._resync():
+                    self.heartbeat.beat()
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
                 msgs = self.consumer.consume(num_messages=min(self.batch_size, 10000), timeout=0.5)
                 self.heartbeat.beat()
                 self._collect(msgs)
@@ -124,7 +153,6 @@ class BatchConsumer:
         finally:
             self.close_store()
             self.consumer.close()  # leaves the group; uncommitted work is redelivered to whoever takes over
-            self.dlq.flush(10)
             self.dlq = None  # releases the producer's threads now
 
     def _collect(self, msgs) -> None:
@@ -142,54 +170,107 @@ class BatchConsumer:
                 self.started = time.monotonic()
             try:
                 self.records.append(parse_record(m.value()))
+                self.messages.append(m)
                 self.positions.append((*key, m.offset()))  # where each record came from (topic, partition, offset)
             except PoisonRecord as p:
-                self.poison.append((m, p.reason))
+                self.poison.append((m, p.reason, "contract"))
 
     def _flush(self) -> None:
         start = time.perf_counter()
-        if self.poison:
-            self._park(self.poison)
-            self.poison = []  # parked: a retry of the rest must not park them twice
+        park = list(self.poison)
         if self.records:
-            written, skipped = self.write(self.records, dict(self.last))
-            WRITTEN.labels(self.service).inc(written)
-            DUPLICATES.labels(self.service).inc(skipped)
+            done = self.write(self.records, dict(self.last))
+            WRITTEN.labels(self.service).inc(done.written)
+            DUPLICATES.labels(self.service).inc(done.skipped)
+            park += [(self.messages[i], reason, "store") for i, reason in done.rejected]
         if self.last:
-            # The store has the batch: now, and only now, move the group's offsets.
-            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in self.last.items()]
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            # The store has the batch: now, and only now, park what it could not hold and move the group's offsets,
+            # both in one transaction.
+            self._commit(park)
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - start)
         self.log.debug("batch written", extra={"batch_size": len(self.records)})
         self._reset_batch()
         self._update_lag()
 
-    def _park(self, poison) -> None:
-        failures = []
-        for m, reason in poison:
-            headers = [
-                ("dlq-reason", reason.encode()),
-                ("dlq-source", f"{m.topic()}/{m.partition()}/{m.offset()}".encode()),
-                ("dlq-consumer", self.cfg.group.encode()),
-            ]
-            self.dlq.produce(
-                self.cfg.dlq_topic, m.value(), key=m.key(), headers=headers,
-                on_delivery=lambda err, _msg: failures.append(err) if err else None,
-            )  # fmt: skip
-            where = {"reason": reason, "partition": m.partition(), "offset": m.offset()}
-            self.log.warning("poison record parked", extra=where)
-        if self.dlq.flush(30) != 0 or failures:
-            raise RetryBatch("the dead-letter topic did not acknowledge")
-        PARKED.labels(self.service).inc(len(poison))
+    def _producer(self) -> Producer:
+        if self.dlq is None:
+            p = Producer(
+                {
+                    **self.base,
+                    "transactional.id": self.transactional_id,
+                    "transaction.timeout.ms": 60000,
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 5,
+                }
+            )
+            p.init_transactions(30)  # fences an earlier instance with this id and settles its open transaction
+            self.dlq = p
+        return self.dlq
+
+    def _commit(self, park) -> None:
+        p = self._producer()
+        try:
+            p.begin_transaction()
+            for m, reason, source in park:
+                headers = [
+                    ("dlq-reason", reason.encode()),
+                    ("dlq-source", f"{m.topic()}/{m.partition()}/{m.offset()}".encode()),
+                    ("dlq-consumer", self.cfg.group.encode()),
+                    ("dlq-stage", source.encode()),
+                ]
+                p.produce(self.cfg.dlq_topic, m.value(), key=m.key(), headers=headers)
+                where = {"reason": reason, "partition": m.partition(), "offset": m.offset()}
+                self.log.warning("record parked in the dead-letter topic", extra=where)
+            offsets = [TopicPartition(t, part, o + 1) for (t, part), o in self.last.items()]
+            p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+            for attempt in range(COMMIT_ATTEMPTS):
+                try:
+                    p.commit_transaction(30)
+                    break
+                except KafkaException as e:
+                    if not e.args[0].retriable() or attempt == COMMIT_ATTEMPTS - 1:
+                        raise
+        except KafkaException as e:
+            self._abandon(p, e.args[0])
+            raise RetryBatch(f"the offsets and dead letters were not committed: {e.args[0].str()}") from None
+        for _m, _reason, source in park:
+            PARKED.labels(self.service, source).inc()
+
+    def _abandon(self, p: Producer, err: KafkaError) -> None:
+        """Leave a failed transaction behind. Aborted when the client can; otherwise the producer is dropped, and
+        the next one (same transactional id) settles it: either way the rewind then reads the committed offsets."""
+        if not err.fatal() and err.txn_requires_abort():
+            try:
+                p.abort_transaction(30)
+                return
+            except KafkaException:
+                pass
+        self.dlq = None
 
     def _rewind(self) -> None:
-        """Go back to the first offset of the failed batch on every partition it touched, and start over."""
-        for (t, p), o in self.first.items():
-            try:
-                self.consumer.seek(TopicPartition(t, p, o))
-            except KafkaException as e:  # revoked meanwhile: its new owner re-reads it from the committed offset
-                self.log.info("seek skipped", extra={"partition": p, "error": type(e).__name__})
+        """After a failure: back to the group's committed offsets on every partition the batch touched."""
+        self._unsynced.update(self.first)
         self._reset_batch()
+        self._resync()
+
+    def _resync(self) -> bool:
+        """Seek each unsynced partition to its committed offset (to where the batch started when none is committed).
+        False when Kafka could not say: nothing is consumed until it can."""
+        wanted = [TopicPartition(t, p) for (t, p) in self._unsynced]
+        try:
+            committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(wanted, timeout=10)}
+        except KafkaException as e:
+            self.log.warning("committed offsets unknown, retrying", extra={"error": type(e).__name__})
+            return False
+        for (t, p), first in self._unsynced.items():
+            target = max(first, committed.get((t, p), -1))
+            try:
+                self.consumer.seek(TopicPartition(t, p, target))
+            except KafkaException as e:  # revoked meanwhile: its new owner reads it from the committed offset
+                self.log.info("seek skipped", extra={"partition": p, "error": type(e).__name__})
+        self._unsynced = {}
+        return True
 
     def _update_lag(self) -> None:
         try:

@@ -1,12 +1,24 @@
-"""The event schema shared by the API (validation of requests) and the consumers (validation of Kafka records).
+"""The event contract, defined once: what an event may contain, so that everything the API accepts every store can
+hold (PostgreSQL text and jsonb, the Delta table's Arrow strings), and what the consumers check again on every Kafka
+record before they write it.
 
 A client sends an `Event`; the API adds server-side fields and produces an `EventRecord` (JSON, UTF-8) keyed by
-session_id. A consumer that cannot parse a record as an `EventRecord` parks it in the dead-letter topic.
+session_id (or event_id when there is none, so that a retried event always lands in the same partition). A consumer
+that cannot parse a record as an `EventRecord` parks it in the dead-letter topic.
+
+The contract (the API's README has it as a table):
+- every string, in every field and every key or value of `properties`: no NUL character and no unpaired UTF-16
+  surrogate (PostgreSQL text cannot hold NUL; neither UTF-8 nor Arrow can hold a lone surrogate);
+- `properties`: a JSON object nested at most MAX_DEPTH levels, integers within 64 bits, finite numbers only, at most
+  MAX_PROPERTIES_BYTES as compact UTF-8 JSON;
+- `timestamp`: within MAX_AGE before and MAX_FUTURE after the time the API receives it.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,12 +26,77 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_PROPERTIES_BYTES = 16 * 1024
+MAX_DEPTH = 16  # properties itself is level 1: {"a": {"b": 1}} is nested 2 deep
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 MAX_FUTURE = timedelta(hours=24)
 MAX_AGE = timedelta(days=90)  # the PostgreSQL retention: older events would be dropped on arrival
+MAX_USER_AGENT = 512
+_BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+class ContractError(ValueError):
+    """A value outside the event contract; `field` is the dotted path of the offending value."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None."""
+    m = _BAD_CHARACTER.search(value)
+    if m is None:
+        return None
+    return "contains a NUL character" if m.group() == "\x00" else "contains an unpaired surrogate (not valid Unicode)"
+
+
+def check_text(field: str, value: str | None) -> str | None:
+    if value is not None:
+        problem = text_problem(value)
+        if problem:
+            raise ContractError(field, problem)
+    return value
+
+
+def check_json(field: str, value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Raise ContractError naming the first value under `field` that the stores cannot hold exactly."""
+    stack = [(field, value, 1)]
+    while stack:
+        path, v, depth = stack.pop()
+        if isinstance(v, str):
+            check_text(path, v)
+        elif isinstance(v, bool) or v is None:
+            continue
+        elif isinstance(v, int):
+            if not MIN_INT <= v <= MAX_INT:
+                raise ContractError(path, "integer outside the 64-bit range")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise ContractError(path, "number is not finite")
+        elif isinstance(v, dict | list):
+            if depth > max_depth:
+                raise ContractError(path, f"nested deeper than {max_depth} levels")
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            for k, item in items:
+                if isinstance(k, str):
+                    problem = text_problem(k)
+                    if problem:
+                        raise ContractError(path, f"a key {problem}")
+                elif not isinstance(k, int):
+                    raise ContractError(path, f"a key of type {type(k).__name__}")
+                stack.append((f"{path}.{k}", item, depth + 1))
+        else:
+            raise ContractError(path, f"value of type {type(v).__name__} is not JSON")
+
+
+def compact_json(value: Any) -> str:
+    """The serialisation the records and the Delta table use (compact, UTF-8, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class Event(BaseModel):
@@ -35,6 +112,11 @@ class Event(BaseModel):
     page: str | None = Field(default=None, max_length=2048)
     properties: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("session_id", "user_id", "page")
+    @classmethod
+    def _storable_text(cls, v: str | None, info) -> str | None:
+        return check_text(info.field_name, v)
+
     @field_validator("timestamp")
     @classmethod
     def _timestamp_in_window(cls, v: datetime) -> datetime:
@@ -49,9 +131,10 @@ class Event(BaseModel):
 
     @field_validator("properties")
     @classmethod
-    def _properties_small(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(v, default=str).encode()) > MAX_PROPERTIES_BYTES:
-            raise ValueError(f"is larger than {MAX_PROPERTIES_BYTES} bytes")
+    def _properties_storable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json("properties", v)
+        if len(compact_json(v).encode()) > MAX_PROPERTIES_BYTES:
+            raise ContractError("properties", f"is larger than {MAX_PROPERTIES_BYTES} bytes")
         return v
 
 
@@ -66,11 +149,26 @@ class EventRecord(Event):
     def _timestamp_in_window(cls, v: datetime) -> datetime:  # records are checked by the API already
         return v if v.tzinfo else v.replace(tzinfo=UTC)
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_storable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json("metadata", v)
+        return v
+
     def to_kafka(self) -> bytes:
         return self.model_dump_json().encode()
 
-    def key(self) -> bytes | None:
-        return self.session_id.encode() if self.session_id else None
+    def key(self) -> bytes:
+        """The partition key: the session (events of a session stay in order), else the event itself."""
+        return (self.session_id or str(self.event_id)).encode()
+
+
+def clean_header(value: str | None, limit: int = MAX_USER_AGENT) -> str | None:
+    """A request header as metadata: cut to `limit` characters, without control characters."""
+    if not value:
+        return None
+    cleaned = "".join(c for c in value[:limit] if c >= " " and c != "\x7f")
+    return cleaned or None
 
 
 class PoisonRecord(ValueError):
@@ -81,14 +179,36 @@ class PoisonRecord(ValueError):
         self.reason = reason
 
 
+def problem_of(e: ValidationError, prefix: str = "") -> tuple[str, str]:
+    """(field, message) of the first error of a ValidationError; contract errors name the value's own path."""
+    first = e.errors()[0]
+    field = prefix + ".".join(str(x) for x in first.get("loc", ()))
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, ContractError):
+        return prefix + cause.field, cause.problem
+    msg = first.get("msg", "invalid")
+    return field, msg
+
+
 def parse_record(value: bytes | None) -> EventRecord:
     if value is None:
         raise PoisonRecord("empty record")
     try:
         return EventRecord.model_validate_json(value)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(x) for x in first.get("loc", ())) or "record"
-        raise PoisonRecord(f"{field}: {first.get('msg', 'invalid')}") from None
+        field, msg = problem_of(e)
+        raise PoisonRecord(f"{field or 'record'}: {msg}") from None
     except UnicodeDecodeError:
         raise PoisonRecord("record is not UTF-8") from None
+
+
+def first_per_event(records: list[EventRecord]) -> list[int]:
+    """Indexes of the first record of each event_id, in order: a batch stores the first copy of a retried event,
+    as a later batch would (the stores keep what they have)."""
+    seen: set[UUID] = set()
+    out = []
+    for i, r in enumerate(records):
+        if r.event_id not in seen:
+            seen.add(r.event_id)
+            out.append(i)
+    return out

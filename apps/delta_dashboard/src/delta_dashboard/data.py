@@ -102,8 +102,13 @@ class Reader:
                     "version": h.get("version"),
                     "timestamp": datetime.fromtimestamp(h.get("timestamp", 0) / 1000, UTC).isoformat(),
                     "operation": h.get("operation"),
-                    "rows": int(m.get("num_added_rows") or m.get("numOutputRows") or 0),
-                    "files": int(m.get("num_added_files") or m.get("numFilesAdded") or 0),
+                    # An append (WRITE) or the writer's event_id merge (MERGE): the rows and files it added.
+                    "rows": int(
+                        m.get("num_added_rows") or m.get("numOutputRows") or m.get("num_target_rows_inserted") or 0
+                    ),
+                    "files": int(
+                        m.get("num_added_files") or m.get("numFilesAdded") or m.get("num_target_files_added") or 0
+                    ),
                 }
             )
         return Summary(

@@ -20,9 +20,10 @@ def settings() -> list[Setting]:
         Setting("DELTA_S3_REGION", default="us-east-1"),
         Setting("DELTA_S3_CA_FILE", existing_file),
         Setting("DELTA_BATCH_ROWS", integer(1, 5_000_000), default=50_000),
-        # offsets: exactly once per Kafka record (cheap). event_id: also drop events whose event_id is already in
-        # the table (a client that retried a POST), by merging into the batch's event_date partitions (costlier).
-        Setting("DELTA_DEDUP", choice("offsets", "event_id"), default="offsets"),
+        # event_id: exactly once per event_id (a client's retried POST too), by merging the batch into the partitions
+        # of its dates and of DELTA_DEDUP_DAYS before them. offsets: exactly once per Kafka record only (cheaper).
+        Setting("DELTA_DEDUP", choice("offsets", "event_id"), default="event_id"),
+        Setting("DELTA_DEDUP_DAYS", integer(0, 90), default=1),
         Setting("DELTA_BATCH_SECONDS", number(0.1), default=60.0),
         Setting("DELTA_VACUUM_RETENTION_HOURS", integer(0), default=168),
         Setting("DELTA_METRICS_HOST", default="127.0.0.1"),

@@ -4,6 +4,11 @@ Exactly once: each commit carries, for every Kafka partition in the batch, a Del
 (app id "<group>/<topic>/<partition>", version = the batch's last offset of that partition). A batch that is
 redelivered after a crash (offsets not yet committed to Kafka) is recognised from those versions and skipped.
 
+Exactly once per event_id (DELTA_DEDUP=event_id, the default): the batch is merged into the table on event_id, looking
+at the partitions of the batch's dates and the DELTA_DEDUP_DAYS before them, so a client's retried POST (same event_id,
+a later server timestamp when the client sent none) is not stored twice. DELTA_DEDUP=offsets only appends (cheaper;
+exactly once per Kafka record, not per event_id).
+
 Concurrent commits: several writers (consumer-group members) append to one table. delta-rs makes concurrent commits
 safe on S3 through conditional writes (`conditional_put=etag`); the pinned SeaweedFS supports them (tested in
 tests/test_delta_writer.py with concurrent writers).
@@ -11,13 +16,15 @@ tests/test_delta_writer.py with concurrent writers).
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import os
 
 import pyarrow as pa
-from analytics_common.events import EventRecord
+from analytics_common.events import EventRecord, compact_json
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+MERGE_ATTEMPTS = 8  # a merge that lost a race with another writer's commit is made again on the new version
 
 SCHEMA = pa.schema(
     [
@@ -60,10 +67,30 @@ def to_arrow(records: list[EventRecord]) -> pa.Table:
         cols["event_time"].append(r.timestamp)
         cols["received_at"].append(r.received_at)
         cols["page"].append(r.page)
-        cols["properties"].append(json.dumps(r.properties, default=str))
-        cols["metadata"].append(json.dumps(r.metadata, default=str))
+        cols["properties"].append(compact_json(r.properties))
+        cols["metadata"].append(compact_json(r.metadata))
         cols["event_date"].append(r.timestamp.date())
     return pa.table(cols, schema=SCHEMA)
+
+
+CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
+
+
+def to_arrow_isolated(records: list[EventRecord]) -> tuple[pa.Table, list[int], list[tuple[int, str]]]:
+    """The batch as Arrow: (table, the index of the record behind each row, the refused records as (index, reason)).
+    A record Arrow refuses is left out; the others are all there."""
+    try:
+        return to_arrow(records), list(range(len(records))), []
+    except CONVERSION_ERRORS:
+        pass
+    good, refused = [], []
+    for i, r in enumerate(records):
+        try:
+            to_arrow([r])
+            good.append(i)
+        except CONVERSION_ERRORS as e:
+            refused.append((i, f"the Delta table refused the row: {type(e).__name__}: {e}"[:500]))
+    return to_arrow([records[i] for i in good]), good, refused
 
 
 class EventTable:
@@ -72,6 +99,7 @@ class EventTable:
         self.options = storage_options(cfg)
         self.group = cfg.group
         self.dedup = cfg.dedup
+        self.dedup_days = cfg.dedup_days
 
     def app_id(self, topic: str, partition: int) -> str:
         return f"{self.group}/{topic}/{partition}"
@@ -94,27 +122,39 @@ class EventTable:
                 out[p] = v
         return out
 
-    def append(self, records: list[EventRecord], last_offsets: dict[tuple[str, int], int]) -> int:
-        """Append the batch in one commit (with its app transactions); returns the rows written."""
-        unique = list({str(r.event_id): r for r in records}.values())  # a batch never carries an event twice
+    def append(self, data: pa.Table, last_offsets: dict[tuple[str, int], int]) -> int:
+        """Append the batch (one row per event_id) in one commit with its app transactions; returns the rows written
+        (with event_id dedup: those whose event_id the table did not have yet)."""
         txns = [Transaction(app_id=self.app_id(t, p), version=o) for (t, p), o in sorted(last_offsets.items())]
         props = CommitProperties(app_transactions=txns)
-        data = to_arrow(unique)
-        dt = self.open() if self.dedup == "event_id" else None
-        if dt is None:
+        table = self.open() if self.dedup == "event_id" else None
+        if table is None:
             write_deltalake(self.uri, data, mode="append", partition_by=["event_date"],
                             storage_options=self.options, commit_properties=props)  # fmt: skip
-            return len(unique)
-        dates = ", ".join(f"'{d}'" for d in sorted({str(r.timestamp.date()) for r in unique}))
-        metrics = (
-            dt.merge(
-                source=data,
-                predicate=f"t.event_date IN ({dates}) AND t.event_date = s.event_date AND t.event_id = s.event_id",
-                source_alias="s",
-                target_alias="t",
-                commit_properties=props,
-            )
-            .when_not_matched_insert_all()
-            .execute()
-        )
-        return int(metrics.get("num_target_rows_inserted", len(unique)))
+            return data.num_rows
+        dates = {
+            d - dt.timedelta(days=k)
+            for d in set(data.column("event_date").to_pylist())
+            for k in range(self.dedup_days + 1)
+        }
+        window = ", ".join(f"'{d.isoformat()}'" for d in sorted(dates))
+        for attempt in range(MERGE_ATTEMPTS):
+            try:
+                metrics = (
+                    table.merge(
+                        source=data,
+                        predicate=f"t.event_date IN ({window}) AND t.event_id = s.event_id",
+                        source_alias="s",
+                        target_alias="t",
+                        commit_properties=props,
+                    )
+                    .when_not_matched_insert_all()
+                    .execute()
+                )
+                return int(metrics.get("num_target_rows_inserted", data.num_rows))
+            except CommitFailedError:
+                # Another writer committed rows into the same partitions meanwhile: merge again against them.
+                if attempt == MERGE_ATTEMPTS - 1:
+                    raise
+                table = self.open()
+        raise AssertionError("unreachable")

@@ -1,5 +1,11 @@
 """Writing events to PostgreSQL: COPY a batch into a temporary table, then insert what is new in one statement.
-Redelivered events conflict on (event_id, event_time) and are skipped, so the sink is idempotent."""
+
+Exactly once per event_id: every event_id is claimed in analytics_event_ids (its primary key) in the same
+transaction that inserts the event, so a redelivered record and a client's retried POST (same event_id, maybe another
+timestamp when the client sent none) are both skipped. A batch with a row PostgreSQL refuses as data is split in halves
+until the refused rows are alone; everything else is written, and the refused rows are returned with the server's
+reason (the sink parks them in the dead-letter topic).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ COLUMNS = (
     "event_id", "event_type", "session_id", "user_id", "event_time", "received_at", "page", "properties", "metadata",
 )  # fmt: skip
 TYPES = ("uuid", "text", "text", "text", "timestamptz", "timestamptz", "text", "jsonb", "jsonb")
+# Errors that are about the rows, not about the server or the connection: class 22 (data exception) and 23 (integrity
+# constraint violation: a CHECK, a missing partition). Anything else is an outage and retries the whole batch.
+DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
 def connect(cfg) -> psycopg.Connection:
@@ -43,23 +52,48 @@ def row(r: EventRecord) -> tuple:
     )
 
 
-def write_events(conn: psycopg.Connection, records: list[EventRecord]) -> int:
-    """Insert the batch in one transaction; returns how many rows were new."""
-    cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-    definition = sql.SQL(", ").join(
+_COLS = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+_CREATE = sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS pg_sink_incoming ({}) ON COMMIT DELETE ROWS").format(
+    sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in zip(COLUMNS, TYPES, strict=True)
     )
+)
+_COPY = sql.SQL("COPY pg_sink_incoming ({}) FROM STDIN").format(_COLS)
+_INSERT = sql.SQL(
+    "WITH claimed AS ("
+    " INSERT INTO analytics_event_ids (event_id, event_time) SELECT event_id, event_time FROM pg_sink_incoming"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    " INSERT INTO analytics_events ({cols}) SELECT {cols} FROM pg_sink_incoming JOIN claimed USING (event_id)"
+    " ON CONFLICT (event_id, event_time) DO NOTHING"
+).format(cols=_COLS)
+
+
+def write_events(conn: psycopg.Connection, records: list[EventRecord]) -> int:
+    """Insert the batch (one record per event_id) in one transaction; returns how many rows were new."""
     with conn.transaction(), conn.cursor() as cur:
-        create = sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS pg_sink_incoming ({}) ON COMMIT DELETE ROWS")
-        cur.execute(create.format(definition))
-        with cur.copy(sql.SQL("COPY pg_sink_incoming ({}) FROM STDIN").format(cols)) as copy:
+        cur.execute(_CREATE)
+        with cur.copy(_COPY) as copy:
             copy.set_types(list(TYPES))
             for r in records:
                 copy.write_row(row(r))
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO analytics_events ({cols}) SELECT DISTINCT ON (event_id, event_time) {cols} "
-                "FROM pg_sink_incoming ON CONFLICT (event_id, event_time) DO NOTHING"
-            ).format(cols=cols)
-        )
+        cur.execute(_INSERT)
         return cur.rowcount
+
+
+def reason(e: psycopg.Error) -> str:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return f"PostgreSQL refused the row: {e.sqlstate or '?'} {first}"[:500]
+
+
+def write_isolated(conn: psycopg.Connection, records: list[EventRecord]) -> tuple[int, list[tuple[int, str]]]:
+    """Write the batch; if PostgreSQL refuses rows as data, write every other row and return the refused ones as
+    (index, reason). An outage (connection, server) propagates: the caller retries the whole batch."""
+    try:
+        return write_events(conn, records), []
+    except DATA_ERRORS as e:
+        if len(records) == 1:
+            return 0, [(0, reason(e))]
+    mid = len(records) // 2
+    written_a, refused_a = write_isolated(conn, records[:mid])
+    written_b, refused_b = write_isolated(conn, records[mid:])
+    return written_a + written_b, refused_a + [(i + mid, why) for i, why in refused_b]

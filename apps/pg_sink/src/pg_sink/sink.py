@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import psycopg
-from analytics_common.consumer import BatchConsumer
-from analytics_common.events import EventRecord
+from analytics_common.consumer import BatchConsumer, Written
+from analytics_common.events import EventRecord, first_per_event
 
 from pg_sink import db
 
@@ -29,11 +29,12 @@ class Sink(BatchConsumer):
     def store_ready(self) -> bool:
         return self.conn is not None and not self.conn.closed
 
-    def write(self, records: list[EventRecord], offsets) -> tuple[int, int]:
+    def write(self, records: list[EventRecord], offsets) -> Written:
         if self.conn is None or self.conn.closed:
             self.conn = db.connect(self.cfg)
-        inserted = db.write_events(self.conn, records)
-        return inserted, len(records) - inserted
+        keep = first_per_event(records)  # a retried event twice in one batch: its first copy, as across batches
+        inserted, refused = db.write_isolated(self.conn, [records[i] for i in keep])
+        return Written(inserted, len(records) - inserted - len(refused), [(keep[i], why) for i, why in refused])
 
     def close_store(self) -> None:
         if self.conn is not None:

@@ -207,6 +207,8 @@ class Kafka:
             allow(user, "GROUP", user, "READ", "PREFIXED")  # tests use one group per test: <user>-<id>
             allow(user, "TOPIC", "analytics-events-dlq", "WRITE")
             allow(user, "TOPIC", "analytics-events-dlq", "DESCRIBE")
+            allow(user, "TRANSACTIONAL_ID", user, "WRITE", "PREFIXED")  # dead letters and offsets, one transaction
+            allow(user, "TRANSACTIONAL_ID", user, "DESCRIBE", "PREFIXED")
         for f in admin.create_acls(acls).values():
             f.result(30)
 
@@ -384,3 +386,22 @@ class SeaweedFS:
     def stop(self) -> None:
         stop(self.proc)
         self.proc = None
+
+
+# --- faults -----------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def blackhole(port: int):
+    """Drop (not refuse) every packet to and from 127.0.0.1:`port` while the block runs: a server that vanished from
+    the network, as a partition or a dead host looks to its clients. Needs root (iptables), as the tests run."""
+    rules = [
+        ["-p", "tcp", "-d", "127.0.0.1", "--dport", str(port)],
+        ["-p", "tcp", "-s", "127.0.0.1", "--sport", str(port)],
+    ]
+    tag = ["-m", "comment", "--comment", f"analytics-platform-test-blackhole-{port}", "-j", "DROP"]
+    for r in rules:
+        subprocess.run(["iptables", "-w", "-I", "OUTPUT", *r, *tag], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        for r in rules:
+            subprocess.run(["iptables", "-w", "-D", "OUTPUT", *r, *tag], check=False, capture_output=True)
