@@ -139,26 +139,32 @@ def test_killed_mid_stream_loses_and_doubles_nothing(kafka, env):
         proc.wait(30)
 
 
+def concurrently(writers: int, commits: int, commit) -> list[str]:
+    """`writers` threads each calling commit(i, j) for j in range(commits); returns the errors they met."""
+    errors = []
+
+    def writer(i):
+        for j in range(commits):
+            try:
+                commit(i, j)
+            except Exception as e:  # collected for the caller to assert on
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return errors
+
+
 def test_concurrent_commits_are_safe_on_seaweedfs(env):
     """Several writers appending to one table at once: every commit lands once (conditional put on S3)."""
     cfg = load_config({**env, "DELTA_DEDUP": "offsets"})
     marker = str(uuid.uuid4())
     table = EventTable(cfg)
     table.append(to_arrow([record(marker)]), {("t", 99): 0})  # create the table
-    errors = []
-
-    def writer(i):
-        for j in range(8):
-            try:
-                table.append(to_arrow([record(marker) for _ in range(5)]), {("t", i): j})
-            except Exception as e:  # collected and asserted below
-                errors.append(repr(e))
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    errors = concurrently(4, 8, lambda i, j: table.append(to_arrow([record(marker) for _ in range(5)]), {("t", i): j}))
     assert errors == []
     dt = table.open()
     assert dt.version() == 32  # 1 create + 4 x 8 appends, no commit lost or overwritten
@@ -174,20 +180,11 @@ def test_concurrent_merges_write_every_event_once(env):
     table = EventTable(cfg)
     table.append(to_arrow([record(marker)]), {("t", 99): 0})
     shared = record(marker)
-    errors = []
 
-    def writer(i):
-        for j in range(3):
-            try:
-                table.append(to_arrow([record(marker) for _ in range(5)] + ([shared] if j == 0 else [])), {("t", i): j})
-            except Exception as e:  # collected and asserted below
-                errors.append(repr(e))
+    def commit(i, j):
+        table.append(to_arrow([record(marker) for _ in range(5)] + ([shared] if j == 0 else [])), {("t", i): j})
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    errors = concurrently(3, 3, commit)
     assert errors == []
     assert rows(cfg, marker) == (47, 47)
 
