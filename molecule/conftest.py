@@ -128,6 +128,43 @@ def http(host, url: str, method: str = "GET", headers: dict | None = None, data:
     return int(code or 0), body
 
 
+AUDIT = ROOT / "playbooks" / "audit.yml"
+
+
+def run_audit(
+    controls: list[str] | None = None, *args: str, name: str = "audit"
+) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """playbooks/audit.yml against this scenario's hosts (only `controls` when given), as a user runs it; returns the
+    run and the JSON report's results. The report is kept as reports/molecule/audit-<scenario>.json: make test's
+    audit matrix (scripts/audit_matrix.py) reads every scenario's to show, per control, where it fails (the insecure
+    twin) and where it passes (the hardened scenarios)."""
+    dest = ephemeral_dir() / name
+    extra = {"audit_report_dir": str(dest)}
+    if controls is not None:
+        extra["audit_controls"] = controls
+    r = ansible_playbook(AUDIT, "-e", json.dumps(extra), *args)
+    report = dest / "audit.json"
+    assert report.is_file(), r.output[-3000:]
+    keep = ROOT / "reports" / "molecule" / f"audit-{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}.json"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.write_text(report.read_text())
+    return r, json.loads(report.read_text())["results"]
+
+
+def entries(results: list[dict], control: str) -> list[dict]:
+    return [r for r in results if r["control"] == control]
+
+
+def assert_passes(results: list[dict], controls: list[str]) -> None:
+    """Each control has entries, and every one of them passes (or does not apply, with its reason)."""
+    for control in controls:
+        mine = entries(results, control)
+        assert mine, f"no entry for {control}"
+        bad = [r for r in mine if r["status"] not in ("pass", "not_applicable")]
+        assert not bad, json.dumps(bad, indent=1, default=str)[:3000]
+        assert any(r["status"] == "pass" for r in mine), f"{control}: nothing passed: {mine}"
+
+
 def py(host, code: str):
     """Run a Python snippet on a lab host (python3 is on every host); returns the testinfra result."""
     import shlex

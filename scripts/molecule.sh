@@ -20,6 +20,7 @@ done
 run_one() {  # scenario: runs it, leaves its exit code in reports/molecule/<s>.rc and its duration in <s>.seconds
   local s=$1 t0 rc=0
   t0=$(date +%s)
+  rm -f "$reports/audit-$s.json"  # the audit matrix reads only what this run's scenarios wrote
   if [ "$jobs" = 1 ]; then
     (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") || rc=$?
   else

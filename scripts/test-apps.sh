@@ -51,4 +51,10 @@ fi
 step "Service tests (unit and integration against real servers)"
 args=()
 for s in "${services[@]}"; do [ -d "apps/$s/tests" ] && args+=("apps/$s/tests"); done
-exec "$APPS_VENV/bin/python" -m pytest -p no:cacheprovider "${args[@]}" "$@"
+"$APPS_VENV/bin/python" -m pytest -p no:cacheprovider "${args[@]}" "$@"
+
+# The collection's probes against the same real servers (tests/live), with the tool chain's Python (Ansible and the
+# modules' libraries) and the fixtures package from its source tree.
+step "The audit's probes against real servers (tests/live)"
+PYTHONPATH="$AP_ROOT/apps/testing/src" ANSIBLE_CONFIG="$AP_ROOT/ansible.cfg" \
+  exec "$AP_VENV/bin/python" -m pytest -p no:cacheprovider -p no:analytics_testing -p analytics_testing.fixtures tests/live "$@"

@@ -28,6 +28,21 @@ def s3_common_argument_spec() -> dict:
     }
 
 
+def identities_argument_spec() -> dict:
+    """Service identities and what each may do (s3_contract, s3_audit)."""
+    return {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str", "required": True},
+            "access_key": {"type": "str", "required": True, "no_log": False},
+            "secret_key": {"type": "str", "required": True, "no_log": True},
+            "expect": {"type": "dict", "default": {}},
+        },
+    }
+
+
 def client(module, access_key=None, secret_key=None, anonymous=False, verify=None):
     if not HAS_BOTO3:
         from ansible.module_utils.basic import missing_required_lib

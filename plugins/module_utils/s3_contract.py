@@ -1,24 +1,103 @@
 # Copyright: analytics.platform contributors
 # Apache License 2.0 (see LICENSE)
 """The S3 security contract both object stores (SeaweedFS, MinIO) must meet, written once: used by the roles' tests
-(through the s3_contract module) and by the audit.
+(through the s3_contract module) and by the audit (the s3_audit module).
 
-Each check returns {"check", "passed", "evidence"}; a check that cannot run returns passed=None with the reason.
+Each check returns {"check", "passed", "evidence"}: passed is True, False, or None when the check could not decide
+(a refusal is only what the store answers as one: 403 AccessDenied and its kin; a timeout, a TLS failure or an
+unexpected code is undecided, never a pass). Everything a check writes goes through a `Tracker`, which removes every
+version of it afterwards: the audit leaves the store as it found it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
 import ssl
 import uuid
 from urllib.parse import urlparse
 
 DEFAULT_CREDENTIALS = [("minioadmin", "minioadmin"), ("admin", "admin"), ("admin", "password"), ("any", "any")]
+REFUSALS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "Forbidden", "403"}
 
 
 def result(check, passed, evidence):
     return {"check": check, "passed": passed, "evidence": evidence}
+
+
+def classify(fn) -> tuple[str, str]:
+    """('allowed', '') when the call succeeds, ('denied', code) when the store refuses it, ('unknown', what) else."""
+    try:
+        fn()
+        return "allowed", ""
+    except Exception as e:  # the answer decides; anything that is not a refusal is undecided
+        resp = getattr(e, "response", None) or {}
+        code = (resp.get("Error") or {}).get("Code") or ""
+        status = (resp.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        if code in REFUSALS or (status == 403 and not code):
+            return "denied", code or "403"
+        return "unknown", f"{code or type(e).__name__}: {str(e)[:150]}"
+
+
+class Tracker:
+    """Remembers every object and bucket the checks create, and removes all of it (every version, every delete
+    marker) at the end, with the admin identity."""
+
+    def __init__(self, admin, bucket: str):
+        self.admin = admin
+        self.bucket = bucket
+        self.run = uuid.uuid4().hex[:12]
+        self.prefix = f"_audit/{self.run}/"
+        self.keys: set[tuple[str, str]] = set()
+        self.buckets: list[str] = []
+
+    def key(self, name: str) -> str:
+        k = f"{self.prefix}{name}"
+        self.keys.add((self.bucket, k))
+        return k
+
+    def new_bucket(self, label: str) -> str:
+        name = f"audit-{label}-{self.run}"
+        self.buckets.append(name)
+        return name
+
+    def _purge(self, bucket: str, prefix: str) -> None:
+        paginator = self.admin.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                self.admin.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        # A store without versioning lists objects only (and may not list versions at all).
+        for page in self.admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                self.admin.delete_object(Bucket=bucket, Key=o["Key"])
+
+    def cleanup(self) -> list[str]:
+        """Remove everything; returns what could not be removed (empty when the store is as it was)."""
+        left = []
+        for bucket, key in sorted(self.keys):
+            try:
+                self._purge(bucket, key)
+            except Exception as e:  # reported: the audit must say when it left something behind
+                left.append(f"{bucket}/{key}: {type(e).__name__}")
+        for bucket in self.buckets:
+            try:
+                exists = any(b["Name"] == bucket for b in self.admin.list_buckets().get("Buckets", []))
+                if exists:
+                    self._purge(bucket, "")
+                    self.admin.delete_bucket(Bucket=bucket)
+            except Exception as e:  # reported as above
+                left.append(f"bucket {bucket}: {type(e).__name__}")
+        return left
+
+    def leftovers(self) -> list[str]:
+        """What is still there of what the checks wrote (after cleanup: nothing)."""
+        left = []
+        for bucket, key in sorted(self.keys):
+            page = self.admin.list_object_versions(Bucket=bucket, Prefix=key)
+            left += [f"{bucket}/{v['Key']}" for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        names = {b["Name"] for b in self.admin.list_buckets().get("Buckets", [])}
+        return left + [f"bucket {b}" for b in self.buckets if b in names]
 
 
 def check_tls(endpoint, ca_path):
@@ -37,66 +116,77 @@ def check_tls(endpoint, ca_path):
         expires = dt.datetime.strptime(cert["notAfter"], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
         days = (expires - dt.datetime.now(dt.UTC)).days
         return result("tls", days > 0, f"{version}, certificate verified for {u.hostname}, expires in {days} days")
-    except (ssl.SSLError, OSError) as e:
+    except ssl.SSLError as e:
         return result("tls", False, f"handshake with {u.hostname}:{u.port} failed: {e}")
+    except OSError as e:
+        return result("tls", None, f"{u.hostname}:{u.port} did not answer: {e}")
 
 
-def denied(fn):
-    """(True, code) when the call is refused, (False, what happened) when it succeeds."""
-    try:
-        fn()
-        return False, "allowed"
-    except Exception as e:  # any refusal counts; the code is the evidence
-        resp = getattr(e, "response", None) or {}
-        return True, (resp.get("Error") or {}).get("Code") or type(e).__name__
+def _verdict(answers: dict[str, tuple[str, str]], must_be_denied: list[str]) -> bool | None:
+    if any(answers[k][0] == "allowed" for k in must_be_denied):
+        return False
+    if any(answers[k][0] == "unknown" for k in must_be_denied):
+        return None
+    return True
 
 
-def check_anonymous(make_client, bucket):
+def check_anonymous(make_client, tracker: Tracker):
+    """Anonymous list, get and put on the data bucket. The get reads an object that exists: the admin identity
+    writes it first, so a store that lets anyone read cannot hide behind 'no such key'."""
+    bucket = tracker.bucket
+    readable = tracker.key("anonymous-read")
+    tracker.admin.put_object(Bucket=bucket, Key=readable, Body=b"audit probe: anonymous read")
     anon = make_client(anonymous=True)
-    ok_list, code_list = denied(lambda: anon.list_objects_v2(Bucket=bucket, MaxKeys=1))
-    ok_get, code_get = denied(lambda: anon.get_object(Bucket=bucket, Key="_contract/probe"))
-    ok_put, code_put = denied(lambda: anon.put_object(Bucket=bucket, Key="_contract/anon", Body=b"x"))
-    return result(
-        "anonymous_denied",
-        ok_list and ok_get and ok_put,
-        f"anonymous list: {code_list}, get: {code_get}, put: {code_put}",
-    )
+    answers = {
+        "list": classify(lambda: anon.list_objects_v2(Bucket=bucket, MaxKeys=1)),
+        "get": classify(lambda: anon.get_object(Bucket=bucket, Key=readable)["Body"].read()),
+        "put": classify(lambda: anon.put_object(Bucket=bucket, Key=tracker.key("anonymous-put"), Body=b"x")),
+    }
+    passed = _verdict(answers, ["list", "get", "put"])
+    said = ", ".join(f"{k}: {v[0]}{' (' + v[1] + ')' if v[1] else ''}" for k, v in answers.items())
+    return result("anonymous_denied", passed, f"anonymous {said}")
 
 
 def check_default_credentials(make_client):
-    accepted = []
+    answers = {}
     for key, secret in DEFAULT_CREDENTIALS:
-        ok, _ = denied(lambda k=key, s=secret: make_client(access_key=k, secret_key=s).list_buckets())
-        if not ok:
-            accepted.append(f"{key}/{secret}")
-    return result(
-        "default_credentials_rejected",
-        not accepted,
-        f"accepted: {', '.join(accepted)}" if accepted else f"refused: {', '.join(k for k, _ in DEFAULT_CREDENTIALS)}",
-    )
+        answers[f"{key}/{secret}"] = classify(
+            lambda k=key, s=secret: make_client(access_key=k, secret_key=s).list_buckets()
+        )
+    accepted = [k for k, v in answers.items() if v[0] == "allowed"]
+    unknown = [f"{k}: {v[1]}" for k, v in answers.items() if v[0] == "unknown"]
+    if accepted:
+        return result("default_credentials_rejected", False, f"accepted: {', '.join(accepted)}")
+    if unknown:
+        return result("default_credentials_rejected", None, f"undecided: {'; '.join(unknown)}")
+    return result("default_credentials_rejected", True, f"refused: {', '.join(k for k, _ in DEFAULT_CREDENTIALS)}")
 
 
-def check_identity(make_client, bucket, other_bucket, name, creds, expect):
-    """Exactly what the policy allows: read, write, list on the bucket as expected, and nothing on another bucket."""
+def check_identity(make_client, tracker: Tracker, other_bucket, name, creds, expect):
+    """Exactly what the policy allows: read, write, list on the bucket as expected, and nothing on another bucket,
+    no bucket of its own."""
     c = make_client(access_key=creds["access_key"], secret_key=creds["secret_key"])
-    key = f"_contract/{name}/{uuid.uuid4().hex}"
-    seen = {}
-    wrote = not denied(lambda: c.put_object(Bucket=bucket, Key=key, Body=b"contract"))[0]
-    seen["write"] = wrote
-    probe = key if wrote else "_contract/seed"
-    seen["read"] = not denied(lambda: c.get_object(Bucket=bucket, Key=probe)["Body"].read())[0]
-    seen["list"] = not denied(lambda: c.list_objects_v2(Bucket=bucket, Prefix="_contract/", MaxKeys=5))[0]
-    seen["other_bucket"] = not denied(lambda: c.list_objects_v2(Bucket=other_bucket, MaxKeys=1))[0]
-    seen["create_bucket"] = not denied(lambda: c.create_bucket(Bucket=f"contract-{uuid.uuid4().hex[:8]}"))[0]
+    bucket = tracker.bucket
+    seed = tracker.key(f"{name}-seed")
+    tracker.admin.put_object(Bucket=bucket, Key=seed, Body=b"audit probe: identity read")
+    answers = {
+        "write": classify(lambda: c.put_object(Bucket=bucket, Key=tracker.key(f"{name}-write"), Body=b"contract")),
+        "read": classify(lambda: c.get_object(Bucket=bucket, Key=seed)["Body"].read()),
+        "list": classify(lambda: c.list_objects_v2(Bucket=bucket, Prefix=tracker.prefix, MaxKeys=5)),
+        "other_bucket": classify(lambda: c.list_objects_v2(Bucket=other_bucket, MaxKeys=1)),
+        "create_bucket": classify(lambda: c.create_bucket(Bucket=tracker.new_bucket(name.replace("_", "-")))),
+    }
     want = {"read": False, "write": False, "list": False, "other_bucket": False, "create_bucket": False, **expect}
-    wrong = {k: v for k, v in seen.items() if v != want[k]}
-    return result(
-        f"identity_{name}",
-        not wrong,
-        "as the policy says: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in seen.items())
-        if not wrong
-        else "differs from the policy: " + ", ".join(f"{k} {'allowed' if v else 'denied'}" for k, v in wrong.items()),
-    )
+    unknown = {k: v[1] for k, v in answers.items() if v[0] == "unknown"}
+    wrong = {k: v[0] for k, v in answers.items() if v[0] != "unknown" and (v[0] == "allowed") != bool(want[k])}
+    said = ", ".join(f"{k}={v[0]}" for k, v in answers.items())
+    if wrong:
+        return result(
+            f"identity_{name}", False, "differs from the policy: " + ", ".join(f"{k} {v}" for k, v in wrong.items())
+        )
+    if unknown:
+        return result(f"identity_{name}", None, "undecided: " + "; ".join(f"{k}: {v}" for k, v in unknown.items()))
+    return result(f"identity_{name}", True, f"as the policy says: {said}")
 
 
 def check_versioning(admin, bucket):
@@ -104,7 +194,30 @@ def check_versioning(admin, bucket):
     return result("versioning", status == "Enabled", f"bucket {bucket}: versioning {status}")
 
 
-def check_delta_roundtrip(endpoint, bucket, creds, region, ca_path):
+def check_bucket_policy(admin, bucket):
+    """No statement of the bucket's policy may allow everyone (Principal '*')."""
+    state, detail = classify(lambda: admin.get_bucket_policy(Bucket=bucket))
+    if state == "unknown" and detail.startswith("NoSuchBucketPolicy"):
+        return result("bucket_policy", True, f"bucket {bucket} has no bucket policy")
+    if state == "unknown" and detail.split(":")[0] in ("NotImplemented", "MethodNotAllowed", "XNotImplemented"):
+        return result("bucket_policy", True, f"the store has no bucket policies ({detail.split(':')[0]}); "
+                      "its identities alone decide")  # fmt: skip
+    if state != "allowed":
+        return result("bucket_policy", None, f"the policy of {bucket} could not be read: {detail}")
+    policy = json.loads(admin.get_bucket_policy(Bucket=bucket)["Policy"])
+    public = []
+    for st in policy.get("Statement", []):
+        principal = st.get("Principal")
+        everyone = principal == "*" or (isinstance(principal, dict) and "*" in [principal.get("AWS"), *(
+            principal.get("AWS") if isinstance(principal.get("AWS"), list) else [])])  # fmt: skip
+        if st.get("Effect") == "Allow" and everyone:
+            public.append(str(st.get("Action")))
+    if public:
+        return result("bucket_policy", False, f"bucket {bucket}'s policy allows everyone: {', '.join(public)}")
+    return result("bucket_policy", True, f"bucket {bucket}'s policy allows no one anonymously")
+
+
+def check_delta_roundtrip(endpoint, tracker: Tracker, creds, region, ca_path):
     try:
         import os
 
@@ -122,7 +235,7 @@ def check_delta_roundtrip(endpoint, bucket, creds, region, ca_path):
         "AWS_S3_ADDRESSING_STYLE": "path",
         "conditional_put": "etag",
     }
-    uri = f"s3://{bucket}/_contract/delta-{uuid.uuid4().hex[:8]}"
+    uri = f"s3://{tracker.bucket}/{tracker.key('delta')}"
     try:
         write_deltalake(uri, pa.table({"n": [1, 2, 3]}), mode="append", storage_options=opts)
         write_deltalake(uri, pa.table({"n": [4]}), mode="append", storage_options=opts)

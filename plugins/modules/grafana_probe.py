@@ -102,12 +102,15 @@ def admin_login(p):
     ev = {"component": "grafana", "check": "admin_password", "url": p["url"], "answers": answers}
     if accepted:
         reason = f"{p['url']} accepts the default login {', '.join(accepted)}"
-        return [result("default_passwords", "fail", reason, **ev), result("grafana", "fail", reason, **ev)]
+        return [result("default_passwords", "fail", reason, "grafana admin login", **ev),
+                result("grafana", "fail", reason, "admin login", **ev)]  # fmt: skip
     if all(s in (400, 401) for s in answers.values()):
         reason = f"{p['url']} refuses the default login(s) ({', '.join(answers)})"
-        return [result("default_passwords", "pass", reason, **ev), result("grafana", "pass", reason, **ev)]
+        return [result("default_passwords", "pass", reason, "grafana admin login", **ev),
+                result("grafana", "pass", reason, "admin login", **ev)]  # fmt: skip
     reason = f"{p['url']} answered the login with {answers} (expected 401)"
-    return [result("default_passwords", "error", reason, **ev), result("grafana", "error", reason, **ev)]
+    return [result("default_passwords", "error", reason, "grafana admin login", **ev),
+            result("grafana", "error", reason, "admin login", **ev)]  # fmt: skip
 
 
 def oauth(p):
@@ -120,8 +123,10 @@ def oauth(p):
                      and urlparse(r["location"]).netloc not in ("", own))  # fmt: skip
     ev = {"check": "oauth", "url": p["url"], "providers": redirects}
     if enabled:
-        return result("grafana", "pass", f"{p['url']} signs in through OAuth ({', '.join(enabled)})", **ev)
-    return result("grafana", "fail", f"{p['url']} offers no OAuth sign-in (tried {', '.join(redirects)})", **ev)
+        return result("grafana", "pass", f"{p['url']} signs in through OAuth ({', '.join(enabled)})", "oauth", **ev)
+    return result(
+        "grafana", "fail", f"{p['url']} offers no OAuth sign-in (tried {', '.join(redirects)})", "oauth", **ev
+    )
 
 
 def main():
@@ -151,7 +156,9 @@ def main():
         out = [*admin_login(p), oauth(p)]
     except (OSError, http.client.HTTPException) as e:  # TLS, refused, timeout: an error, never a pass
         reason = f"{p['url']} did not answer: {e}"
-        out = [result(c, "error", reason, url=p["url"]) for c in ("default_passwords", "grafana")]
+        out = [result("default_passwords", "error", reason, "grafana admin login", url=p["url"]),
+               result("grafana", "error", reason, "admin login", url=p["url"]),
+               result("grafana", "error", reason, "oauth", url=p["url"])]  # fmt: skip
     if p["host"]:
         out = [dict(r, host=p["host"]) for r in out]
     module.exit_json(changed=False, audit=out)

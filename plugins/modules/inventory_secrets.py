@@ -29,7 +29,7 @@ options:
   not_secret_pattern:
     description: Regular expression for names that match O(secret_pattern) but hold no secret.
     type: str
-    default: (access_key|_key_url|_key_checksum|_key_file|_key_path|_key_group)$
+    default: (access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$
 """
 
 EXAMPLES = r"""
@@ -128,7 +128,7 @@ def main():
             "secret_pattern": {"type": "str", "default": r"(password|passphrase|secret|token|_key$|_keys$)"},
             "not_secret_pattern": {
                 "type": "str",
-                "default": r"(access_key|_key_url|_key_checksum|_key_file|_key_path|_key_group)$",
+                "default": r"(access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$",
             },
         },
         supports_check_mode=True,
@@ -141,11 +141,14 @@ def main():
     if found:
         names = ", ".join(f"{os.path.basename(f['file'])}: {f['variable']}" for f in found[:5])
         reason = f"{len(found)} secret(s) in plain text in the inventory ({names}{', ...' if len(found) > 5 else ''})"
-        out = result("secrets", "fail", reason, **ev)
+        out = result("secrets", "fail", reason, "inventory variables", **ev)
     elif not read:
-        out = result("secrets", "error", "no inventory variables file could be read", **ev)
+        out = result("secrets", "error", "no inventory variables file could be read", "inventory variables", **ev)
     else:
-        out = result("secrets", "pass", f"no plain-text secret in {read} inventory files (vault or lookups only)", **ev)
+        out = result(
+            "secrets", "pass", f"no plain-text secret in {read} inventory files (vault or lookups only)",
+            "inventory variables", **ev,
+        )  # fmt: skip
     module.exit_json(changed=False, audit=[dict(out, host="inventory")])
 
 

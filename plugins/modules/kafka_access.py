@@ -23,7 +23,10 @@ extends_documentation_fragment:
   - analytics.platform.kafka
 options:
   default_logins:
-    description: Logins that must not work (user and password pairs from documentation and images).
+    description:
+      - Logins that must not work (user and password pairs from documentation and images), tried from where the
+        module runs. Empty skips them (the audit tries them with audit_logins from outside and from an application
+        host).
     type: list
     elements: dict
     default:
@@ -35,9 +38,12 @@ options:
       - {user: alice, password: alice-secret}
       - {user: client, password: client-secret}
   cluster:
-    description: Name of the cluster in the results (they are reported on this host).
+    description: Name of the cluster in the results' reasons.
     type: str
     required: true
+  host:
+    description: The inventory host the results are reported on (each result gets C(host)); none when empty.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -75,6 +81,7 @@ from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
 with contextlib.suppress(ImportError):  # a missing library is reported by admin_client()
     from confluent_kafka import KafkaException
 
+TARGET = "ACL default deny"
 DEFAULT_LOGINS = [
     {"user": "admin", "password": "admin"},
     {"user": "admin", "password": "admin-secret"},
@@ -90,7 +97,8 @@ def default_logins(p: dict, plaintext_open: bool) -> dict:
     name, tried = p["cluster"], [d["user"] for d in p["default_logins"]]
     if plaintext_open:
         reason = f"{name}: Kafka accepts PLAINTEXT clients without any login"
-        return result("default_passwords", "fail", reason, component="kafka", tried=tried, plaintext=True)
+        return result("default_passwords", "fail", reason, "kafka logins from the controller", component="kafka",
+                      tried=tried, plaintext=True)  # fmt: skip
     accepted, errors = [], []
     for d in p["default_logins"]:
         try:
@@ -99,11 +107,16 @@ def default_logins(p: dict, plaintext_open: bool) -> dict:
         except Exception as e:  # the cluster did not answer this attempt
             errors.append(f"{d['user']}: {error_text(e)}")
     ev = {"component": "kafka", "tried": tried, "accepted": accepted, "errors": errors}
+    target = "kafka logins from the controller"
     if accepted:
-        return result("default_passwords", "fail", f"{name}: Kafka accepts default logins: {', '.join(accepted)}", **ev)
+        reason = f"{name}: Kafka accepts default logins: {', '.join(accepted)}"
+        return result("default_passwords", "fail", reason, target, **ev)
     if errors:
-        return result("default_passwords", "error", f"{name}: could not try every default login: {errors[0]}", **ev)
-    return result("default_passwords", "pass", f"{name}: Kafka refuses the {len(tried)} default logins tried", **ev)
+        reason = f"{name}: could not try every default login: {errors[0]}"
+        return result("default_passwords", "error", reason, target, **ev)
+    return result(
+        "default_passwords", "pass", f"{name}: Kafka refuses the {len(tried)} default logins tried", target, **ev
+    )
 
 
 def acl_default(module, p: dict, user: str | None) -> dict:
@@ -117,19 +130,19 @@ def acl_default(module, p: dict, user: str | None) -> dict:
         meta = admin.list_topics(topic=topic, timeout=p["request_timeout"])
     except KafkaException as e:
         ev["answer"] = text = error_text(e)
-        return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got no metadata: {text}", **ev)
+        return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got no metadata: {text}", TARGET, **ev)
     err = meta.topics[topic].error if topic in meta.topics else None
     ev["answer"] = text = err.name() if err is not None else "described"
     if text == "TOPIC_AUTHORIZATION_FAILED":
         reason = f"{name}: a topic without ACLs is denied to {ev['as']} (TOPIC_AUTHORIZATION_FAILED)"
-        return result("kafka_sasl_ssl", "pass", reason, **ev)
+        return result("kafka_sasl_ssl", "pass", reason, TARGET, **ev)
     if text in ("UNKNOWN_TOPIC_OR_PART", "described"):
         reason = (
             f"{name}: {ev['as']} may describe topic {topic}, which has no ACL ({text}): "
             "allow.everyone.if.no.acl.found is on or no authorizer is configured"
         )
-        return result("kafka_sasl_ssl", "fail", reason, **ev)
-    return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got an unexpected answer: {text}", **ev)
+        return result("kafka_sasl_ssl", "fail", reason, TARGET, **ev)
+    return result("kafka_sasl_ssl", "error", f"{name}: the ACL probe got an unexpected answer: {text}", TARGET, **ev)
 
 
 def main():
@@ -138,6 +151,7 @@ def main():
         # Well-known public values; the evidence names them on purpose.
         default_logins={"type": "list", "elements": "dict", "no_log": False, "default": DEFAULT_LOGINS},
         cluster={"type": "str", "required": True},
+        host={"type": "str"},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -152,17 +166,23 @@ def main():
             admin_client(module).list_topics(timeout=min(p["request_timeout"], 10))
         except Exception as e2:
             reason = f"{p['cluster']}: the cluster did not answer ({first_error}; PLAINTEXT: {error_text(e2)})"
-            errors = [
-                result("default_passwords", "error", reason, component="kafka"),
-                result("kafka_sasl_ssl", "error", reason, check="acl_default_deny"),
-            ]
-            module.exit_json(changed=False, audit=errors)
+            errors = [result("kafka_sasl_ssl", "error", reason, TARGET, check="acl_default_deny")]
+            if p["default_logins"]:
+                errors.append(result("default_passwords", "error", reason, "kafka logins from the controller",
+                                     component="kafka"))  # fmt: skip
+            module.exit_json(changed=False, audit=labelled(errors, p))
     if secure and not login_works:
         reason = f"{p['cluster']}: the probe's own login ({p['login_user']}) was refused"
-        acl = result("kafka_sasl_ssl", "error", reason, check="acl_default_deny", user=p["login_user"])
+        acl = result("kafka_sasl_ssl", "error", reason, TARGET, check="acl_default_deny", user=p["login_user"])
     else:
         acl = acl_default(module, p, p["login_user"] if secure else None)
-    module.exit_json(changed=False, audit=[default_logins(p, not secure), acl])
+    out = [acl] + ([default_logins(p, not secure)] if p["default_logins"] else [])
+    module.exit_json(changed=False, audit=labelled(out, p))
+
+
+def labelled(results: list[dict], p: dict) -> list[dict]:
+    """The results on O(host) when it is given."""
+    return [dict(r, host=p["host"]) for r in results] if p["host"] else results
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ description:
     port in O(ports), an ApiVersions request in plain text must get no answer (no PLAINTEXT listener); on
     O(sasl_port), the TLS handshake must verify against O(ca_path) and a SaslHandshake must offer only
     O(allowed_mechanisms).
-  - Returns one C(kafka_sasl_ssl) audit result per broker, with evidence. Read-only and safe in check mode; a broker
+  - Returns one C(kafka_sasl_ssl) audit result per broker (target C(listeners), reported on the broker), with
+    evidence. Read-only and safe in check mode; a broker
     that does not answer on O(sasl_port) is an C(error).
 version_added: 0.1.0
 author: analytics.platform contributors
@@ -64,33 +65,15 @@ import ssl
 import struct
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.analytics.platform.plugins.module_utils.audit import result
+from ansible_collections.analytics.platform.plugins.module_utils.audit import result as _result
+from ansible_collections.analytics.platform.plugins.module_utils.audit_wire import kafka_frame as frame
+from ansible_collections.analytics.platform.plugins.module_utils.audit_wire import kafka_read as read_response
 
-CLIENT_ID = b"analytics-platform-audit"
-
-
-def frame(api_key: int, version: int, correlation: int, body: bytes = b"") -> bytes:
-    payload = struct.pack("!hhih", api_key, version, correlation, len(CLIENT_ID)) + CLIENT_ID + body
-    return struct.pack("!i", len(payload)) + payload
+TARGET = "listeners"
 
 
-def read_response(sock) -> bytes:
-    head = b""
-    while len(head) < 4:
-        chunk = sock.recv(4 - len(head))
-        if not chunk:
-            raise ConnectionError("closed")
-        head += chunk
-    size = struct.unpack("!i", head)[0]
-    if size <= 0 or size > 1 << 20:
-        raise ConnectionError(f"not a Kafka response (size {size})")
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
+def result(control, status, reason, **evidence):
+    return dict(_result(control, status, reason, TARGET, **evidence), host=evidence["broker"])
 
 
 def plaintext_answers(host: str, port: int, timeout: float) -> str:

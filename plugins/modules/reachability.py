@@ -9,18 +9,24 @@ short_description: Check, from a vantage host, which TCP ports of the platform a
 description:
   - Tries a TCP connection from where the task runs to every O(targets) entry and compares what answers with what
     the port matrix expects from this vantage point (C(open) or C(closed)).
-  - Returns one C(firewall) audit result for the vantage host, listing every port that answers but should not, and
-    every port that should answer but does not. Read-only and safe in check mode.
+  - Returns one C(firewall) result per probed platform host (target C(from <vantage>)), on that host. A port that
+    answers but should not is a C(fail). A port that should answer but is refused or silent is an C(error) (a service
+    down is not a firewall finding, but nothing was shown). A name that does not resolve, no route to the host or any
+    other failure to try is an C(error), never counted as closed.
+  - Read-only and safe in check mode.
 version_added: 0.1.0
 author: analytics.platform contributors
 options:
   targets:
-    description: What to try, each with C(host), C(port), C(expect) (C(open) or C(closed)) and a C(service) label.
+    description:
+      - What to try, each with C(host) (the platform host's inventory name, where the result is reported),
+        C(address) (how it is reached from here; defaults to C(host)), C(port), C(expect) (C(open) or C(closed)) and a
+        C(service) label.
     type: list
     elements: dict
     required: true
   vantage:
-    description: A label for where the probe runs (evidence only), for example C(outside) or C(zone-b).
+    description: A label for where the probe runs, for example C(client-x (outside)).
     type: str
     default: ""
   timeout:
@@ -34,60 +40,65 @@ EXAMPLES = r"""
   analytics.platform.reachability:
     vantage: outside
     targets:
-      - {host: 10.0.1.14, port: 443, expect: open, service: nginx}
-      - {host: 10.0.1.12, port: 5432, expect: closed, service: postgresql}
+      - {host: edge-a, address: 10.0.1.14, port: 443, expect: open, service: nginx}
+      - {host: store-a, address: 10.0.1.12, port: 5432, expect: closed, service: postgresql}
 """
 
 RETURN = r"""
 audit:
-  description: One firewall result (control, status, reason, evidence).
+  description: One firewall result per probed host (host, control, target, status, reason, evidence).
   returned: always
-  type: dict
+  type: list
+  elements: dict
 """
 
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.analytics.platform.plugins.module_utils.audit import result
+from ansible_collections.analytics.platform.plugins.module_utils.audit import result, tcp_state
 
 
-def answers(host: str, port: int, timeout: float) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+def label(t: dict) -> str:
+    return f"{t.get('service', '?')} {t['port']}"
 
 
-def check(targets: list[dict], vantage: str, timeout: float) -> dict:
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        seen = list(pool.map(lambda t: answers(t["host"], int(t["port"]), timeout), targets))
-    unexpected_open, unexpected_closed = [], []
-    for t, is_open in zip(targets, seen, strict=True):
-        label = f"{t.get('service', '?')} {t['host']}:{t['port']}"
-        if is_open and t["expect"] == "closed":
-            unexpected_open.append(label)
-        elif not is_open and t["expect"] == "open":
-            unexpected_closed.append(label)
-    ev = {
-        "vantage": vantage,
-        "probed": len(targets),
-        "open": [f"{t['host']}:{t['port']}" for t, o in zip(targets, seen, strict=True) if o],
-        "unexpected_open": unexpected_open,
-        "unexpected_closed": unexpected_closed,
-    }
-    if unexpected_open:
-        return result(
-            "firewall", "fail", f"from {vantage}: reachable but should not be: {', '.join(unexpected_open)}", **ev
-        )
-    if unexpected_closed:
-        return result(
-            "firewall", "error", f"from {vantage}: expected to answer but did not: {', '.join(unexpected_closed)}", **ev
-        )
-    return result(
-        "firewall", "pass", f"from {vantage}: {len(targets)} ports as the matrix says ({len(ev['open'])} open)", **ev
-    )
+def check(targets: list[dict], vantage: str, timeout: float) -> list[dict]:
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        seen = list(pool.map(lambda t: tcp_state(t.get("address") or t["host"], int(t["port"]), timeout), targets))
+    by_host: dict[str, list] = {}
+    for t, (state, why) in zip(targets, seen, strict=True):
+        by_host.setdefault(t["host"], []).append((t, state, why))
+    out = []
+    for host, rows in by_host.items():
+        wrong_open = [label(t) for t, state, _ in rows if state == "open" and t["expect"] == "closed"]
+        not_answering = [f"{label(t)} ({why})" for t, state, why in rows if state == "closed" and t["expect"] == "open"]
+        undecided = [f"{label(t)}: {why}" for t, state, why in rows if state == "error"]
+        ev = {
+            "vantage": vantage,
+            "probed": [
+                f"{label(t)} expect {t['expect']}: {state}{' (' + why + ')' if why else ''}" for t, state, why in rows
+            ],
+            "unexpected_open": wrong_open,
+            "unexpected_closed": not_answering,
+            "undecided": undecided,
+        }
+        target = f"from {vantage}"
+        if wrong_open:
+            reason = f"reachable from {vantage} but should not be: {', '.join(wrong_open)}"
+            out.append(result("firewall", "fail", reason, target, **ev))
+        elif undecided:
+            out.append(
+                result("firewall", "error", f"could not probe from {vantage}: {'; '.join(undecided)}", target, **ev)
+            )
+        elif not_answering:
+            reason = f"expected to answer from {vantage} but did not: {', '.join(not_answering)}"
+            out.append(result("firewall", "error", reason, target, **ev))
+        else:
+            opened = sum(state == "open" for _, state, _ in rows)
+            reason = f"from {vantage}: {len(rows)} ports as the port matrix says ({opened} open)"
+            out.append(result("firewall", "pass", reason, target, **ev))
+        out[-1]["host"] = host
+    return out
 
 
 def main():

@@ -7,11 +7,15 @@ DOCUMENTATION = r"""
 module: s3_contract
 short_description: Verify the platform's S3 security contract against a running object store
 description:
-  - One verification for SeaweedFS and MinIO, used by the roles' tests and by the audit.
-  - "Checks: TLS with a certificate that verifies; anonymous list, get and put denied; known default credentials
-    (minioadmin/minioadmin, admin/admin, ...) rejected; each service identity can do exactly what its policy allows
-    and nothing more; versioning enabled on the data bucket; a Delta table written and read back with deltalake."
-  - Writes only under the C(_contract/) prefix of the data bucket. Returns evidence per check.
+  - One verification for SeaweedFS and MinIO, used by the roles' tests (the audit runs the same checks through
+    s3_audit).
+  - "Checks: TLS; anonymous list, get (of an object the admin identity writes first) and put denied; known default
+    credentials rejected; each service identity can do exactly what its policy allows and nothing more (another
+    bucket, bucket creation); versioning on the data bucket; no bucket policy that allows everyone; a Delta table
+    written and read back with deltalake."
+  - Writes only under C(_audit/<run>/) of the data bucket and into a bucket of its own, and removes all of it (every
+    version) before it returns. A check that cannot decide (a timeout, an unexpected answer) fails the contract.
+    Returns evidence per check.
 version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
@@ -21,10 +25,6 @@ options:
     description: The data bucket.
     type: str
     required: true
-  other_bucket:
-    description: Another bucket, which no service identity may reach (created by the admin identity if missing).
-    type: str
-    default: contract-other
   identities:
     description:
       - Service identities and what each may do on the data bucket.
@@ -61,7 +61,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: The checks write only test objects under C(_contract/); they run in check mode too.
+    details: The checks write only test objects, and remove them; they run in check mode too.
   diff_mode:
     support: none
 """
@@ -101,63 +101,60 @@ passed:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils import s3_contract as contract
-from ansible_collections.analytics.platform.plugins.module_utils.s3 import client, s3_common_argument_spec
+from ansible_collections.analytics.platform.plugins.module_utils.s3 import (
+    client,
+    identities_argument_spec,
+    s3_common_argument_spec,
+)
 
 
 def main():
     spec = s3_common_argument_spec()
     spec.update(
         bucket={"type": "str", "required": True},
-        other_bucket={"type": "str", "default": "contract-other"},
-        identities={
-            "type": "list",
-            "elements": "dict",
-            "default": [],
-            "options": {
-                "name": {"type": "str", "required": True},
-                "access_key": {"type": "str", "required": True, "no_log": False},
-                "secret_key": {"type": "str", "required": True, "no_log": True},
-                "expect": {"type": "dict", "default": {}},
-            },
-        },
+        identities=identities_argument_spec(),
         delta_identity={"type": "str", "default": ""},
         fail_on_violation={"type": "bool", "default": True},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     identities = {i["name"]: i for i in p["identities"]}
+    if p["delta_identity"] and p["delta_identity"] not in identities:
+        module.fail_json(msg=f"delta_identity '{p['delta_identity']}' is not in identities")
 
     def make_client(access_key=None, secret_key=None, anonymous=False):
         return client(module, access_key, secret_key, anonymous)
 
     checks = [contract.check_tls(p["endpoint"], p["ca_path"])]
+    admin = make_client()
+    tracker = contract.Tracker(admin, p["bucket"])
     try:
-        admin = make_client()
-        admin.head_bucket(Bucket=p["bucket"])
-        if p["other_bucket"] not in {b["Name"] for b in admin.list_buckets().get("Buckets", [])}:
-            admin.create_bucket(Bucket=p["other_bucket"])
-        admin.put_object(Bucket=p["bucket"], Key="_contract/seed", Body=b"seed")
-    except Exception as e:
-        checks.append(contract.result("admin_access", False, f"the admin identity cannot use {p['bucket']}: {e}"))
-        module.exit_json(changed=False, checks=checks, passed=False, failed=p["fail_on_violation"],
-                         msg="S3 contract could not run: " + checks[-1]["evidence"])  # fmt: skip
-    checks.append(contract.check_anonymous(make_client, p["bucket"]))
-    checks.append(contract.check_default_credentials(make_client))
-    for name, ident in sorted(identities.items()):
-        checks.append(
-            contract.check_identity(make_client, p["bucket"], p["other_bucket"], name, ident, ident.get("expect", {}))
-        )
-    checks.append(contract.check_versioning(admin, p["bucket"]))
-    if p["delta_identity"]:
-        ident = identities.get(p["delta_identity"])
-        if not ident:
-            module.fail_json(msg=f"delta_identity '{p['delta_identity']}' is not in identities")
-        checks.append(contract.check_delta_roundtrip(p["endpoint"], p["bucket"], ident, p["region"], p["ca_path"]))
-    failed = [c for c in checks if c["passed"] is False]
+        try:
+            admin.head_bucket(Bucket=p["bucket"])
+            other = tracker.new_bucket("other")
+            admin.create_bucket(Bucket=other)
+        except Exception as e:
+            checks.append(contract.result("admin_access", False, f"the admin identity cannot use {p['bucket']}: {e}"))
+            module.exit_json(changed=False, checks=checks, passed=False, failed=p["fail_on_violation"],
+                             msg="S3 contract could not run: " + checks[-1]["evidence"])  # fmt: skip
+        checks.append(contract.check_anonymous(make_client, tracker))
+        checks.append(contract.check_default_credentials(make_client))
+        for name, ident in sorted(identities.items()):
+            checks.append(contract.check_identity(make_client, tracker, other, name, ident, ident.get("expect", {})))
+        checks.append(contract.check_versioning(admin, p["bucket"]))
+        checks.append(contract.check_bucket_policy(admin, p["bucket"]))
+        if p["delta_identity"]:
+            ident = identities[p["delta_identity"]]
+            checks.append(contract.check_delta_roundtrip(p["endpoint"], tracker, ident, p["region"], p["ca_path"]))
+    finally:
+        left = tracker.cleanup()
+    if left:
+        checks.append(contract.result("cleanup", False, f"could not remove what the checks wrote: {', '.join(left)}"))
+    failed = [c for c in checks if c["passed"] is not True]
     out = {"changed": False, "checks": checks, "passed": not failed}
     if failed and p["fail_on_violation"]:
         out["failed"] = True
-        out["msg"] = "S3 contract violated: " + "; ".join(f"{c['check']}: {c['evidence']}" for c in failed)
+        out["msg"] = "S3 contract violated or undecided: " + "; ".join(f"{c['check']}: {c['evidence']}" for c in failed)
     module.exit_json(**out)
 
 

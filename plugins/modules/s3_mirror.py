@@ -16,15 +16,42 @@ version_added: 0.1.0
 author: analytics.platform contributors
 options:
   source:
-    description:
-      - The source, with C(endpoint), C(access_key), C(secret_key), C(bucket), and optionally C(ca_path), C(region)
-        and C(prefix).
+    description: The source bucket.
     type: dict
     required: true
+    suboptions: &side
+      endpoint:
+        description: The S3 endpoint URL.
+        type: str
+        required: true
+      access_key:
+        description: Access key.
+        type: str
+        required: true
+      secret_key:
+        description: Secret key (never logged).
+        type: str
+        required: true
+      bucket:
+        description: The bucket.
+        type: str
+        required: true
+      ca_path:
+        description: CA bundle that verifies the endpoint.
+        type: path
+      region:
+        description: Region.
+        type: str
+        default: us-east-1
+      prefix:
+        description: Key prefix (in the source, what is copied; in the target, where the copies go).
+        type: str
+        default: ""
   target:
-    description: The target, with the same keys (C(prefix) is where the copies go).
+    description: The target, with the same keys.
     type: dict
     required: true
+    suboptions: *side
 attributes:
   check_mode:
     support: full
@@ -79,7 +106,17 @@ except ImportError:
     HAS_BOTO3 = False
 
 MANIFEST = "_mirror/manifest.json"
-ENDPOINT_KEYS = {"endpoint", "access_key", "secret_key", "bucket", "ca_path", "region", "prefix"}
+# The secret keys are options marked no_log, so Ansible masks them before it logs the invocation (on the target host's
+# journal too): removing them from the module's output afterwards would be too late.
+SIDE = {
+    "endpoint": {"type": "str", "required": True},
+    "access_key": {"type": "str", "required": True, "no_log": False},
+    "secret_key": {"type": "str", "required": True, "no_log": True},
+    "bucket": {"type": "str", "required": True},
+    "ca_path": {"type": "path"},
+    "region": {"type": "str", "default": "us-east-1"},
+    "prefix": {"type": "str", "default": ""},
+}
 
 
 def make_client(side):
@@ -97,8 +134,8 @@ def make_client(side):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "source": {"type": "dict", "required": True, "no_log": False},
-            "target": {"type": "dict", "required": True, "no_log": False},
+            "source": {"type": "dict", "required": True, "options": SIDE},
+            "target": {"type": "dict", "required": True, "options": SIDE},
         },
         supports_check_mode=True,
     )
@@ -106,13 +143,6 @@ def main():
         from ansible.module_utils.basic import missing_required_lib
 
         module.fail_json(msg=missing_required_lib("boto3"))
-    for name in ("source", "target"):
-        side = module.params[name]
-        missing = {"endpoint", "access_key", "secret_key", "bucket"} - {k for k, v in side.items() if v}
-        unknown = set(side) - ENDPOINT_KEYS
-        if missing or unknown:
-            module.fail_json(msg=f"{name}: missing {sorted(missing)} / unknown {sorted(unknown)} keys")
-        module.no_log_values.add(side["secret_key"])
     src, dst = module.params["source"], module.params["target"]
     s, t = make_client(src), make_client(dst)
     prefix, tprefix = src.get("prefix") or "", dst.get("prefix") or ""

@@ -47,8 +47,9 @@ def test_default_types_match_specs(role):
             continue
         want = pytypes[options[name]["type"]]
         assert isinstance(value, want), f"{name}: default {value!r} is not a {options[name]['type']}"
-        if "choices" in options[name]:
-            assert value in options[name]["choices"], f"{name}: default {value!r} not in choices"
+        if "choices" in options[name]:  # for a list, as Ansible checks them: each element
+            items = value if isinstance(value, list) else [value]
+            assert all(v in options[name]["choices"] for v in items), f"{name}: default {value!r} not in choices"
 
 
 def test_readme_variable_tables_are_current():

@@ -98,7 +98,12 @@ def test_health_ready_and_metrics(running_sink):
         except OSError:  # 503 until the first batch has connected to PostgreSQL
             time.sleep(0.5)
     assert ready == {"ready": True, "store": "ok", "kafka": "ok"}
-    metrics = urllib.request.urlopen(base + "/metrics").read().decode()
+    deadline = time.time() + 30  # the lag is exported once the loop has seen its partitions idle
+    while time.time() < deadline:
+        metrics = urllib.request.urlopen(base + "/metrics").read().decode()
+        if 'kafka_consumer_lag{group="pg-sink"' in metrics:
+            break
+        time.sleep(0.5)
     assert 'consumer_records_written_total{service="pg-sink"}' in metrics
     assert 'kafka_consumer_lag{group="pg-sink"' in metrics
 
@@ -117,6 +122,39 @@ def dead_letters(kafka, values, settle=3.0, timeout=30):
             settled = time.time() + settle
     c.close()
     return parked
+
+
+def test_metrics_are_served_over_tls_when_the_host_certificate_is_given(sink_env, test_pki):
+    """The finding: the consumers served /metrics in plain HTTP. With the host certificate (the roles' default) the
+    server speaks TLS 1.2+ only: verified HTTPS answers, plain HTTP does not."""
+    import ssl
+    import urllib.request
+
+    cfg = load_config({**sink_env, "PGSINK_METRICS_TLS_CERT_FILE": str(test_pki["cert"]),
+                       "PGSINK_METRICS_TLS_KEY_FILE": str(test_pki["key"])})  # fmt: skip
+    sink = Sink(cfg)
+    t = threading.Thread(target=sink.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not hasattr(sink, "http"):
+            time.sleep(0.1)
+        port = sink.http.server_address[1]
+        ctx = ssl.create_default_context(cafile=str(test_pki["ca"]))
+        body = urllib.request.urlopen(f"https://localhost:{port}/metrics", context=ctx, timeout=10).read()
+        assert b"consumer_records_consumed_total" in body
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    finally:
+        sink.stop()
+        t.join(30)
+
+
+def test_half_a_tls_pair_is_a_configuration_error(sink_env, test_pki):
+    from analytics_common.config import ConfigError
+
+    with pytest.raises(ConfigError, match="PGSINK_METRICS_TLS_CERT_FILE and PGSINK_METRICS_TLS_KEY_FILE"):
+        load_config({**sink_env, "PGSINK_METRICS_TLS_CERT_FILE": str(test_pki["cert"])})
 
 
 def test_poison_records_are_parked_and_the_sink_keeps_going(kafka, postgres, running_sink):

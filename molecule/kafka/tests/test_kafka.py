@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from conftest import address, ansible_module, ansible_playbook, lab_ca, lab_host, lab_secret
+from conftest import address, ansible_module, ansible_playbook, assert_passes, lab_ca, lab_host, lab_secret, run_audit
 
 NODES = ["kafka-1", "kafka-2", "kafka-3"]
 ZONES = {"kafka-1": "zone-a", "kafka-2": "zone-b", "kafka-3": "zone-c"}
@@ -276,6 +276,17 @@ def test_dlq_replay_resubmits_each_parked_record_once():
     again = ansible_module("analytics.platform.kafka_dlq_replay", args)
     assert (again["replayed"], again["changed"]) == (0, False), again
     assert sorted(consume_all(admin_conf(), marker, 3, timeout=15)) == [0, 1]  # nothing more arrived
+
+
+def test_the_audit_passes_kafka_its_logins_tls_firewall_and_secrets():
+    """The hardened side of the audit's proof for the controls this scenario deploys (molecule/insecure fails each):
+    no PLAINTEXT, SCRAM-SHA-512 only, ACL default deny, no default login from outside or from inside, TLS, only the
+    port matrix answering, no secret in arguments, readable files or the journal."""
+    controls = ["kafka_sasl_ssl", "default_passwords", "tls", "firewall", "secrets"]
+    endpoints = {"audit_tls_endpoints": [{"group": "kafka", "port": 9092, "service": "kafka"}]}
+    r, results = run_audit(controls, "-e", json.dumps(endpoints))
+    assert_passes(results, controls)
+    assert r.returncode == 0, r.output[-2000:]
 
 
 def test_kafka_user_rotates_only_when_the_password_changed():

@@ -64,13 +64,14 @@ def test_every_target_is_scraped_over_verified_tls(mon):
     assert zones["db-a"] == "zone-a" and zones["api-b"] == "zone-b"
 
 
-def test_exporters_refuse_plain_http():
+def test_exporters_answer_tls_and_refuse_plain_http():
+    """The finding: this check passed when the exporter was down. Now each exporter must answer verified HTTPS, and
+    only then is the failed plain-HTTP request evidence that plain HTTP is refused."""
     db = lab_host("db-a")
     for port in (9100, 9187):
-        r = db.run(
-            f"python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/metrics').status)\""
-        )
-        assert r.rc != 0 or "200" not in r.stdout
+        assert http(db, f"https://db-a:{port}/metrics")[0] == 200, f"the exporter on {port} does not answer TLS"
+        code, body = http(db, f"http://127.0.0.1:{port}/metrics")
+        assert code != 200, body
 
 
 def eventually(promql_fn, check, timeout=120):

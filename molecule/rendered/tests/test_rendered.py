@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import ROOT, ansible_playbook, lab_host, lab_secret
+from conftest import ROOT, ansible_playbook, assert_passes, lab_host, lab_secret, run_audit
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,37 @@ def datasources(obs):
     doc = yaml.safe_load(read(obs, "/etc/grafana/provisioning/datasources/platform.yml"))
     jsonschema.validate(doc, DATASOURCES_SCHEMA)
     return {d["uid"]: d for d in doc["datasources"]}
+
+
+@pytest.fixture
+def grafana_stand_in(obs):
+    """Grafana's login endpoints answered from the configuration the role rendered (its admin password, its OAuth
+    providers), on Grafana's port with the host certificate: Grafana itself is AGPL-licensed and never runs here."""
+    ini = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
+    ini.read_string(read(obs, "/etc/grafana/grafana.ini"))
+    src = ROOT / "molecule" / "resources" / "files" / "grafana_stand_in.py"
+    obs.ansible("copy", f"src={src} dest=/usr/local/bin/grafana_stand_in.py mode=0755", become=True, check=False)
+    cmd = (f"systemd-run --unit=grafana-stand-in --collect python3 /usr/local/bin/grafana_stand_in.py "
+           f"--config /etc/grafana/grafana.ini --port {ini['server']['http_port']} "
+           f"--cert {ini['server']['cert_file']} --key {ini['server']['cert_key']}")  # fmt: skip
+    with obs.sudo():
+        assert obs.run(cmd).rc == 0
+        assert (
+            obs.run(f"timeout 30 bash -c 'until </dev/tcp/127.0.0.1/{ini['server']['http_port']}; do sleep 1; done'").rc
+            == 0
+        )
+    yield
+    with obs.sudo():
+        obs.run("systemctl stop grafana-stand-in")
+
+
+def test_the_audit_passes_grafana_as_rendered(grafana_stand_in):
+    """The hardened side of the audit's proof for Grafana (molecule/insecure fails it with admin/admin and no OAuth):
+    the rendered admin password is not a default one and the rendered OAuth provider is offered."""
+    controls = ["grafana", "default_passwords"]
+    r, results = run_audit(controls)
+    assert_passes(results, controls)
+    assert r.returncode == 0, r.output[-2000:]
 
 
 def test_the_database_source_is_the_read_replica_with_verify_full(obs):

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import ROOT, ansible_playbook, http, lab_host, lab_secret
+from conftest import ROOT, ansible_playbook, assert_passes, http, lab_host, lab_secret, run_audit
 
 SERVICES = {
     "svc-a": ["analytics-api", "pg-sink"],
@@ -15,8 +15,8 @@ SERVICES = {
 }
 HEALTH = {
     "analytics-api": "https://127.0.0.1:3001",
-    "pg-sink": "http://127.0.0.1:9101",
-    "delta-writer": "http://127.0.0.1:9102",
+    "pg-sink": "https://127.0.0.1:9101",
+    "delta-writer": "https://127.0.0.1:9102",
     "delta-dashboard": "https://127.0.0.1:8501",
 }
 PARAMS = [(h, s) for h, services in SERVICES.items() for s in services]
@@ -100,6 +100,36 @@ def test_liveness_answers_and_readiness_names_the_missing_backend(name, service)
     assert code == 200, body
     code, body = http(host, HEALTH[service] + "/ready")
     assert code == 503, body
+
+
+@pytest.mark.parametrize(
+    ("name", "url"), [("svc-a", "http://127.0.0.1:9101/health"), ("svc-b", "http://127.0.0.1:9102/health")]
+)
+def test_the_consumers_metrics_are_served_over_tls_only(name, url):
+    """The finding: pg_sink and delta_writer served /metrics in plain HTTP on every address."""
+    code, body = http(lab_host(name), url)
+    assert code != 200, body
+    assert http(lab_host(name), url.replace("http://127.0.0.1", f"https://{name}"))[0] == 200  # verified by name
+
+
+def test_the_audit_passes_the_services_tls_and_secrets():
+    """The hardened side of the audit's proof for the services (molecule/insecure serves the sink's metrics in plain
+    HTTP and fails): every endpoint of the four services verifies against the platform CA, and no secret of theirs is
+    in an argument, a readable file or the journal."""
+    controls = ["tls", "secrets"]
+    endpoints = {"audit_tls_endpoints": [
+        {"group": "analytics_api", "port": 3001, "service": "analytics_api"},
+        {"group": "pg_sink", "port": 9101, "service": "pg_sink_metrics"},
+        {"group": "delta_writer", "port": 9102, "service": "delta_writer_metrics"},
+        {"group": "delta_dashboard", "port": 8501, "service": "delta_dashboard"},
+    ]}  # fmt: skip
+    r, results = run_audit(controls, "-e", json.dumps(endpoints))
+    assert_passes(results, controls)
+    assert {x["target"] for x in results if x["control"] == "tls"} >= {
+        "pg_sink_metrics:9101",
+        "delta_writer_metrics:9102",
+    }
+    assert r.returncode == 0, r.output[-2000:]
 
 
 def test_api_behind_tls_checks_keys_and_reports_kafka_down():

@@ -1,13 +1,21 @@
-"""reachability and secret_exposure against real sockets, processes and files on this machine."""
+"""The probes that run on a host (module_utils/audit_host, audit_host) and from a vantage (reachability), against
+real sockets, processes, files and commands on this machine: each reaches pass, fail and error, and a probe that
+cannot decide is never a pass."""
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import pytest
+from ansible_collections.analytics.platform.plugins.module_utils import audit_host as probes
+from ansible_collections.analytics.platform.plugins.module_utils.audit import guarded, tcp_state
 from ansible_collections.analytics.platform.plugins.modules.reachability import check
-from ansible_collections.analytics.platform.plugins.modules.secret_exposure import scan
 
 
 def closed_port() -> int:
@@ -17,34 +25,50 @@ def closed_port() -> int:
     return port
 
 
+# --- reachability from a vantage ----------------------------------------------------------------------------------
 def test_matrix_as_expected_passes_and_an_open_port_that_should_be_closed_fails():
     listener = socket.create_server(("127.0.0.1", 0))
     open_port, shut = listener.getsockname()[1], closed_port()
-    nginx = {"host": "127.0.0.1", "port": open_port, "expect": "open", "service": "nginx"}
-    db = {"host": "127.0.0.1", "port": shut, "expect": "closed", "service": "postgresql"}
+    nginx = {"host": "edge", "address": "127.0.0.1", "port": open_port, "expect": "open", "service": "nginx"}
+    db = {"host": "db", "address": "127.0.0.1", "port": shut, "expect": "closed", "service": "postgresql"}
     try:
         good = check([nginx, db], "test", 1)
-        bad = check([dict(nginx, expect="closed", service="postgresql")], "outside", 1)
+        bad = check([dict(nginx, host="db", expect="closed", service="postgresql")], "outside", 1)
     finally:
         listener.close()
-    assert good["status"] == "pass", good
-    assert bad["status"] == "fail" and f"postgresql 127.0.0.1:{open_port}" in bad["reason"], bad
+    assert [(r["host"], r["status"]) for r in good] == [("edge", "pass"), ("db", "pass")]
+    assert bad[0]["status"] == "fail" and f"postgresql {open_port}" in bad[0]["reason"], bad
+    assert bad[0]["target"] == "from outside"
 
 
 def test_an_expected_service_that_does_not_answer_is_an_error_not_a_pass():
-    r = check([{"host": "127.0.0.1", "port": closed_port(), "expect": "open", "service": "nginx"}], "outside", 1)
-    assert r["status"] == "error", r
+    r = check([{"host": "edge", "address": "127.0.0.1", "port": closed_port(), "expect": "open"}], "outside", 1)
+    assert r[0]["status"] == "error", r
 
 
-def test_a_secret_in_process_arguments_is_found_by_name_without_its_value(tmp_path):
+def test_a_name_that_does_not_resolve_is_an_error_never_closed():
+    """The finding: any connection error, DNS failure included, counted as 'closed' (a pass for a closed port)."""
+    assert tcp_state("no-such-host.invalid", 5432, 1)[0] == "error"
+    r = check([{"host": "db", "address": "no-such-host.invalid", "port": 5432, "expect": "closed"}], "outside", 1)
+    assert r[0]["status"] == "error" and "does not resolve" in r[0]["reason"], r
+
+
+# --- secrets ------------------------------------------------------------------------------------------------------
+def test_a_secret_in_process_arguments_is_found_by_name_without_its_value():
     secret = "s3cr3t-value-for-the-audit-test"
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", secret])
+    deadline = time.time() + 10
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    while secret.encode() not in cmdline.read_bytes() and time.time() < deadline:
+        time.sleep(0.05)  # the child has not shown its arguments yet
     try:
-        r = scan({"kafka_admin_password": secret}, [str(tmp_path)])
+        r = probes.secrets_in_processes({"kafka_admin_password": secret})
+        clean = probes.secrets_in_processes({"kafka_admin_password": "not-running-anywhere-0123"})
     finally:
         proc.kill()
     assert r["status"] == "fail" and "kafka_admin_password in the arguments" in r["reason"], r
     assert secret not in str(r)
+    assert clean["status"] == "pass" and clean["target"] == "process arguments"
 
 
 def test_a_secret_in_a_world_readable_file_fails_and_in_a_private_one_passes(tmp_path):
@@ -52,7 +76,134 @@ def test_a_secret_in_a_world_readable_file_fails_and_in_a_private_one_passes(tmp
     private = tmp_path / "private.env"
     private.write_text(f"PASSWORD={secret}\n")
     private.chmod(0o600)
-    assert scan({"pg_password": secret}, [str(tmp_path)])["status"] == "pass"
+    assert probes.secrets_in_files({"pg_password": secret}, [str(tmp_path)])["status"] == "pass"
     private.chmod(0o644)
-    r = scan({"pg_password": secret}, [str(tmp_path)])
+    r = probes.secrets_in_files({"pg_password": secret}, [str(tmp_path)])
     assert r["status"] == "fail" and f"world-readable {private}" in r["reason"], r
+
+
+@pytest.fixture
+def fake_journalctl(tmp_path, monkeypatch):
+    """A journalctl on PATH that prints what the test says (the scan streams it), or fails."""
+
+    def make(text: str, rc: int = 0):
+        exe = tmp_path / "journalctl"
+        body = tmp_path / "journal.txt"
+        body.write_text(text)
+        exe.write_text(f"#!/bin/sh\ncat {body}\nexit {rc}\n")
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+    return make
+
+
+def test_a_secret_in_the_journal_fails_across_chunk_boundaries(fake_journalctl):
+    secret = "journal-secret-value-98765"
+    filler = "x" * ((1 << 20) - 10)  # the secret straddles the first 1 MiB chunk
+    fake_journalctl(f"{filler}{secret}\nnothing else\n")
+    r = probes.secrets_in_journal({"s3_secret": secret, "other_one": "absent-value-0000"}, 30)
+    assert r["status"] == "fail" and r["reason"] == "s3_secret in the journal" and secret not in str(r)
+
+
+def test_a_journal_that_cannot_be_read_is_an_error(fake_journalctl):
+    fake_journalctl("", rc=1)
+    r = guarded("secrets", "journal", probes.secrets_in_journal, {"s3_secret": "journal-secret-value-98765"}, 30)
+    assert r[0]["status"] == "error" and "journalctl failed" in r[0]["reason"]
+
+
+# --- listening ports ------------------------------------------------------------------------------------------------
+def test_a_port_the_matrix_does_not_name_fails_with_its_process():
+    listener = socket.create_server(("0.0.0.0", 0))  # noqa: S104 - a listener on every address is the point
+    port = listener.getsockname()[1]
+    try:
+        bad = probes.listening_ports([22])
+        good = probes.listening_ports(list(probes._listeners()))  # everything named: nothing extra
+    finally:
+        listener.close()
+    assert bad["status"] == "fail" and f"{port} (" in bad["reason"] and f"{port} (?)" not in bad["reason"], bad
+    assert good["status"] == "pass"
+
+
+def test_loopback_listeners_are_not_findings():
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        assert port not in probes._listeners()
+    finally:
+        listener.close()
+
+
+# --- security updates, audit logging, PostgreSQL --------------------------------------------------------------------
+def runner(answers: dict):
+    """A command runner answering by the command's first word: (rc, stdout, stderr)."""
+    return lambda argv: answers.get(argv[0], (127, "", f"{argv[0]}: not found"))
+
+
+APT_OK = (0, "Inst libssl3 [3.0.1] (3.0.2 Debian-Security:12/stable-security [amd64])\n", "")
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "text"),
+    [
+        ({"apt-get": (0, "", ""), "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "1";', ""),
+          "dpkg-query": (0, "install ok installed", "")}, "pass", "are on"),
+        ({"apt-get": (0, "", ""), "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "0";', ""),
+          "dpkg-query": (0, "install ok installed", "")}, "fail", "are OFF"),
+        ({"apt-get": APT_OK, "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "1";', ""),
+          "dpkg-query": (0, "install ok installed", "")}, "fail", "1 security updates pending"),
+        ({"apt-get": (100, "", "E: Could not get lock"), "apt-config": (0, '"1"', ""),
+          "dpkg-query": (0, "install ok installed", "")}, "error", "apt-get -s upgrade failed"),
+    ],
+)  # fmt: skip
+def test_security_updates_pass_fail_and_an_apt_failure_is_an_error(answers, status, text):
+    """The finding: an apt failure was read as '0 pending' (a pass)."""
+    r = guarded("security_updates", "unattended-upgrades", probes.security_updates, runner(answers), 2)
+    assert r[0]["status"] == status and text in r[0]["reason"], r
+
+
+def test_auditd_is_not_applicable_in_a_container_and_fails_without_rules(tmp_path):
+    rules = tmp_path / "50.rules"
+    none = probes.auditd(runner({"systemd-detect-virt": (0, "docker", "")}), str(rules))
+    assert none["status"] == "fail" and "no audit rules" in none["reason"]
+    rules.write_text("-w /etc/passwd -p wa -k identity\n")
+    container = probes.auditd(runner({"systemd-detect-virt": (0, "docker", "")}), str(rules))
+    assert container["status"] == "not_applicable" and "not namespaced" in container["reason"]
+    vm = {"systemd-detect-virt": (1, "none", ""), "systemctl": (0, "active\n", ""),
+          "auditctl": (0, "-w /etc/passwd -p wa -k identity\n", "")}  # fmt: skip
+    assert probes.auditd(runner(vm), str(rules))["status"] == "pass"
+    stopped = dict(vm, systemctl=(3, "inactive\n", ""))
+    assert probes.auditd(runner(stopped), str(rules))["status"] == "fail"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [(0, "psql: warning: something unexpected\n", ""), (0, "[1, 2]", ""), (2, "", "could not connect to server")],
+)
+def test_postgresql_answers_that_are_not_its_settings_are_errors(answer):
+    """The finding: non-JSON psql output crashed the probe and dropped the host from the report."""
+    r = guarded("db_encryption", "postgresql settings and pg_hba", probes.pg_settings, runner({"runuser": answer}))
+    assert r[0]["status"] == "error", r
+
+
+def test_postgresql_settings_pass_and_fail():
+    good = {"settings": {"ssl": "on", "ssl_min_protocol_version": "TLSv1.2", "password_encryption": "scram-sha-256",
+                         "shared_preload_libraries": "pg_cron,pgaudit", "pgaudit.log": "ddl,role",
+                         "log_connections": "on"},
+            "hba": [{"line": 1, "type": "local", "method": "peer"}, {"line": 2, "type": "hostssl",
+                                                                     "method": "scram-sha-256"}],
+            "md5_roles": []}  # fmt: skip
+    assert [r["status"] for r in probes.pg_evaluate(good)] == ["pass", "pass"]
+    bad = {**good, "settings": {**good["settings"], "ssl": "off", "log_connections": "off"},
+           "hba": [{"line": 1, "type": "host", "method": "md5"}], "md5_roles": ["analytics"]}  # fmt: skip
+    enc, aud = probes.pg_evaluate(bad)
+    assert enc["status"] == "fail" and "ssl is off" in enc["reason"] and "pg_hba line 1: host md5" in enc["reason"]
+    assert aud["status"] == "fail" and "log_connections is off" in aud["reason"]
+
+
+def test_a_crashing_probe_is_an_error_with_its_reason_never_missing():
+    def broken():
+        raise KeyError("settings")
+
+    (r,) = guarded("tls", "nginx:443", broken)
+    assert (r["control"], r["target"], r["status"]) == ("tls", "nginx:443", "error")
+    assert "KeyError" in r["reason"]

@@ -48,3 +48,16 @@ def test_vault_encrypted_files_are_skipped_and_nothing_readable_is_an_error(run_
     (tmp_path / "group_vars" / "all").mkdir(parents=True)
     (tmp_path / "group_vars" / "all" / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6162\n")
     assert audit(run_module, tmp_path)["status"] == "error"
+
+
+def test_paths_named_like_secrets_are_not_secrets(tmp_path):
+    """lab_secret_dir, a *_key_file or *_password_file holds where a secret is, not the secret itself."""
+    from ansible_collections.analytics.platform.plugins.modules.inventory_secrets import plain_text_secrets
+
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        "lab_secret_dir: /tmp/secrets\nmy_password_file: /etc/x\ntls_key_path: /etc/k\ndb_password: hunter2hunter2\n"
+    )
+    found, _ = plain_text_secrets([str(tmp_path)], r"(password|passphrase|secret|token|_key$|_keys$)",
+                                  r"(access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$")  # fmt: skip
+    assert [f["variable"] for f in found] == ["db_password"]

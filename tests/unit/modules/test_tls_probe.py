@@ -176,3 +176,10 @@ def test_postgres_sslrequest(tmp_path, ca, answer, status):
     server = Server(*make_leaf(tmp_path, ca), postgres=answer)
     r = probe_server(server, ca[2], protocol="postgres")
     assert r["status"] == status, r
+
+
+def test_a_missing_ca_file_is_an_error_not_a_crash(tmp_path, ca):
+    """The finding: a missing CA file crashed the probe, and the host dropped out of the report."""
+    server = Server(*make_leaf(tmp_path, ca))
+    r = probe_server(server, tmp_path / "no-such-ca.crt")
+    assert r["status"] == "error" and "cannot load the CA" in r["reason"], r

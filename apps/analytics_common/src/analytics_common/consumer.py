@@ -78,6 +78,10 @@ class BatchConsumer:
                 **(consumer_extra or {}),
             }
         )
+        for counter in (CONSUMED, WRITTEN, DUPLICATES, ERRORS):  # every series exists from the start, at 0
+            counter.labels(self.service)
+        for source in ("contract", "store"):
+            PARKED.labels(self.service, source)
         self.dlq: Producer | None = None  # transactional; created (and its transactions initialised) when needed
         self._unsynced: dict[tuple[str, int], int] = {}  # partitions to put back at their committed offsets
         self._reset_batch()
@@ -121,7 +125,8 @@ class BatchConsumer:
         self.on_assign(consumer, partitions)
 
     def run(self) -> None:
-        self.http = serve(self.cfg.metrics_host, self.cfg.metrics_port, self.heartbeat, self.ready)
+        self.http = serve(self.cfg.metrics_host, self.cfg.metrics_port, self.heartbeat, self.ready,
+                          self.cfg.metrics_tls_cert_file, self.cfg.metrics_tls_key_file)  # fmt: skip
         self.consumer.subscribe([self.cfg.kafka_topic], on_assign=self._assigned)
         backoff = 1.0
         try:
@@ -273,11 +278,24 @@ class BatchConsumer:
         return True
 
     def _update_lag(self) -> None:
+        """The lag per partition, at most every 5 seconds: the high watermark minus where the group is (its position, or
+        its committed offset while nothing was consumed since the assignment; an empty partition has no lag)."""
+        now = time.monotonic()
+        if now - getattr(self, "_lag_at", 0.0) < 5:
+            return
+        self._lag_at = now
         try:
-            for tp in self.consumer.assignment():
-                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                pos = self.consumer.position([tp])[0].offset
+            parts = self.consumer.assignment()
+            marks = {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(tp, cached=True) for tp in parts}
+            where = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(parts)}
+            unknown = [tp for tp in parts if where[(tp.topic, tp.partition)] < 0]
+            if unknown:
+                for tp in self.consumer.committed(unknown, timeout=5):
+                    low = marks[(tp.topic, tp.partition)][0]
+                    where[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else low
+            for (topic, partition), (_low, high) in marks.items():
+                pos = where[(topic, partition)]
                 if high >= 0 and pos >= 0:
-                    LAG.labels(self.cfg.group, tp.topic, str(tp.partition)).set(max(high - pos, 0))
+                    LAG.labels(self.cfg.group, topic, str(partition)).set(max(high - pos, 0))
         except KafkaException as e:  # lag is best effort; a failure here never stops the consumer
             self.log.debug("lag not updated", extra={"error": type(e).__name__})

@@ -1,14 +1,36 @@
-"""A small HTTP server for the consumers: /health (liveness), /ready (readiness) and /metrics (Prometheus)."""
+"""A small HTTP(S) server for the consumers: /health (liveness), /ready (readiness) and /metrics (Prometheus).
+
+With a certificate and key (<PREFIX>METRICS_TLS_CERT_FILE and _KEY_FILE, the host certificate from the pki role on
+the platform's hosts) it serves TLS 1.2+ only, as every other endpoint of the platform does.
+"""
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from analytics_common.config import ConfigError, Setting, existing_file, integer
+
+
+def metrics_settings(prefix: str, port: int) -> list[Setting]:
+    """The settings of a consumer's health and metrics server (port 0: any free port, for tests)."""
+    return [
+        Setting(f"{prefix}METRICS_HOST", default="127.0.0.1", attr="metrics_host"),
+        Setting(f"{prefix}METRICS_PORT", integer(0, 65535), default=port, attr="metrics_port"),
+        Setting(f"{prefix}METRICS_TLS_CERT_FILE", existing_file, attr="metrics_tls_cert_file"),
+        Setting(f"{prefix}METRICS_TLS_KEY_FILE", existing_file, attr="metrics_tls_key_file"),
+    ]
+
+
+def check_metrics_tls(cfg, prefix: str) -> None:
+    if bool(cfg.metrics_tls_cert_file) != bool(cfg.metrics_tls_key_file):
+        raise ConfigError(f"{prefix}METRICS_TLS_CERT_FILE and {prefix}METRICS_TLS_KEY_FILE must be set together")
 
 
 class Heartbeat:
@@ -25,7 +47,8 @@ class Heartbeat:
         return time.monotonic() - self.last < self.stale_after
 
 
-def serve(host: str, port: int, heartbeat: Heartbeat, ready: Callable[[], tuple[bool, dict]]) -> ThreadingHTTPServer:
+def serve(host: str, port: int, heartbeat: Heartbeat, ready: Callable[[], tuple[bool, dict]],
+          tls_cert=None, tls_key=None) -> ThreadingHTTPServer:  # fmt: skip
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
             self.send_response(status)
@@ -51,5 +74,10 @@ def serve(host: str, port: int, heartbeat: Heartbeat, ready: Callable[[], tuple[
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    if tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(tls_cert), str(tls_key))
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server

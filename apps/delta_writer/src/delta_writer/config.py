@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analytics_common.config import ConfigError, Setting, choice, existing_file, integer, load, number
+from analytics_common.health import check_metrics_tls, metrics_settings
 from analytics_common.kafka import kafka_settings
 
 PREFIX = "DELTA_"
@@ -26,14 +27,14 @@ def settings() -> list[Setting]:
         Setting("DELTA_DEDUP_DAYS", integer(0, 90), default=1),
         Setting("DELTA_BATCH_SECONDS", number(0.1), default=60.0),
         Setting("DELTA_VACUUM_RETENTION_HOURS", integer(0), default=168),
-        Setting("DELTA_METRICS_HOST", default="127.0.0.1"),
-        Setting("DELTA_METRICS_PORT", integer(0, 65535), default=9102),  # 0: any free port (tests)
+        *metrics_settings("DELTA_", 9102),
         Setting("DELTA_LOG_LEVEL", default="info"),
     ]
 
 
 def load_config(environ=None):
     cfg = load(settings(), PREFIX, environ)
+    check_metrics_tls(cfg, PREFIX)
     if not cfg.table_uri.startswith("s3://"):
         raise ConfigError(f"DELTA_TABLE_URI must be an s3:// URI (got {cfg.table_uri!r})")
     if not cfg.s3_endpoint.startswith("https://"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analytics_common.config import Setting, existing_file, integer, load, number
+from analytics_common.health import check_metrics_tls, metrics_settings
 from analytics_common.kafka import kafka_settings
 
 PREFIX = "PGSINK_"
@@ -21,11 +22,12 @@ def settings() -> list[Setting]:
         Setting("PGSINK_PG_CA_FILE", existing_file, required=True),
         Setting("PGSINK_BATCH_SIZE", integer(1, 100_000), default=5000),
         Setting("PGSINK_BATCH_SECONDS", number(0.05), default=1.0),
-        Setting("PGSINK_METRICS_HOST", default="127.0.0.1"),
-        Setting("PGSINK_METRICS_PORT", integer(0, 65535), default=9101),  # 0: any free port (tests)
+        *metrics_settings("PGSINK_", 9101),
         Setting("PGSINK_LOG_LEVEL", default="info"),
     ]
 
 
 def load_config(environ=None):
-    return load(settings(), PREFIX, environ)
+    cfg = load(settings(), PREFIX, environ)
+    check_metrics_tls(cfg, PREFIX)
+    return cfg

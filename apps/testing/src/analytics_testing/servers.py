@@ -306,6 +306,7 @@ class SeaweedFS:
     port: int = 0
     identities: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    anonymous_read: bool = False  # a misconfigured store (the audit's tests): anyone may read objects
 
     @property
     def endpoint(self) -> str:
@@ -329,6 +330,7 @@ class SeaweedFS:
                 {"name": n, "credentials": [{"accessKey": a, "secretKey": s}], "actions": actions[n]}
                 for n, (a, s) in self.identities.items()
             ]
+            + ([{"name": "anonymous", "actions": ["Read"]}] if self.anonymous_read else [])
         }
         cfg = self.folder / "s3.json"
         cfg.write_text(json.dumps(config))

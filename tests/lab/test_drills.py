@@ -1,0 +1,84 @@
+"""Fault drills of the whole platform (the event-contract issue's drills), each during steady ingest from the outside
+host through both load balancers. Each asserts: every event answered 202 is in PostgreSQL (primary and replica) and
+in the Delta table exactly once; no 5xx other than 503 reached the client; ingest went on while the fault lasted.
+The counts and timings of each run go to reports/drills/<drill>.json (docs/operations.md has the last ones)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import Load, hosts, record, run, sh, verify, zone_of
+
+pytestmark = pytest.mark.drill
+TOTAL = 20_000
+
+
+def accepted_between(state: dict, start: float, end: float) -> int:
+    return sum(n for t, n in state["accepted_at"] if start <= t <= end)
+
+
+def finish(name: str, load: Load, fault: tuple[float, float], extra: dict | None = None) -> None:
+    state = load.wait_done()
+    stores = verify(load.session, state["accepted"])
+    data = {"accepted": len(state["accepted"]), "of": load.total, "statuses": state["statuses"],
+            "other_5xx": state["other_5xx"], "given_up": state["given_up"],
+            "accepted_during_fault": accepted_between(state, *fault), "fault_seconds": round(fault[1] - fault[0]),
+            "stores": stores, **(extra or {})}  # fmt: skip
+    record(name, data)
+    assert state["other_5xx"] == 0, f"5xx other than 503 reached the client: {state['statuses']}"
+    assert state["given_up"] == 0 and len(state["accepted"]) == load.total, state["statuses"]
+    assert data["accepted_during_fault"] > 0, "no event was accepted while the fault lasted"
+
+
+def test_a_zone_stopped_and_started_again(session):
+    """Every container of zone-a stopped during ingest (its broker, the PostgreSQL primary, an API, an edge, a
+    SeaweedFS node), then started again."""
+    zone = "zone-a"
+    members = [h for h in hosts("all") if zone_of(h) == zone]
+    load = Load(session, TOTAL).start()
+    load.wait_accepted(2_000)
+    t0 = time.time()
+    for h in members:
+        run(["docker", "stop", "-t", "10", f"ap-lab-{h}"])
+    time.sleep(90)
+    for h in members:
+        run(["docker", "start", f"ap-lab-{h}"])
+    t1 = time.time()
+    finish("zone-stopped", load, (t0, t1), {"zone": zone, "stopped": members})
+
+
+def test_the_consumers_killed_three_times_each_mid_batch(session):
+    """kill -9 of pg_sink and of delta_writer, three times each, while events flow."""
+    load = Load(session, TOTAL).start()
+    load.wait_accepted(2_000)
+    t0 = time.time()
+    kills = []
+    for round_ in range(3):
+        for group, unit in (("pg_sink", "pg-sink"), ("delta_writer", "delta-writer")):
+            for h in hosts(group):
+                sh(h, f"systemctl kill -s KILL {unit}.service")
+                kills.append(f"{unit}@{h}")
+            time.sleep(12)  # systemd restarts it; it rejoins, reads and writes again before the next kill
+        time.sleep(5 * round_)
+    t1 = time.time()
+    finish("consumers-killed", load, (t0, t1), {"kills": kills})
+
+
+def test_kafka_blackholed_for_a_minute_on_one_zone(session):
+    """Every packet to and from the broker of zone-b dropped (not refused) for 60 seconds."""
+    broker = next(h for h in hosts("kafka") if zone_of(h) == "zone-b")
+    drop = ("nft add table inet drill && nft add chain inet drill in '{ type filter hook input priority -10; }' && "
+            "nft add chain inet drill out '{ type filter hook output priority -10; }' && "
+            "nft add rule inet drill in tcp dport '{9092, 9093}' drop && "
+            "nft add rule inet drill out tcp sport '{9092, 9093}' drop")  # fmt: skip
+    load = Load(session, TOTAL).start()
+    load.wait_accepted(2_000)
+    t0 = time.time()
+    sh(broker, drop)
+    try:
+        time.sleep(60)
+    finally:
+        sh(broker, "nft delete table inet drill", check=False)
+    t1 = time.time()
+    finish("kafka-blackholed", load, (t0, t1), {"broker": broker})
