@@ -100,8 +100,9 @@ bench: setup ## Throughput of the API, the sink and the writer against real serv
 molecule: setup ## Role scenarios: make molecule SCENARIOS="kafka postgresql" MOLECULE_JOBS=1
 	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)
 
-test-heavy: setup ## The heavy runs: the scenarios' fault drills, then the whole platform (lab, e2e, site.yml again, audit, drills)
+test-heavy: setup ## The heavy runs: the scenarios' fault drills, the event contract's long property run, then the whole platform (lab, e2e, site.yml again, audit, drills)
 	@AP_MOLECULE_MARKERS="drill or not drill" $(ANSIBLE_ENV) bash scripts/molecule.sh $(HEAVY_SCENARIOS)
+	@bash scripts/test-apps.sh --contract-heavy
 	@$(MAKE) --no-print-directory lab site-again audit drills
 
 drills: venv ## Fault drills of the whole platform on the running lab: a zone stopped, the consumers killed, Kafka blackholed

@@ -48,6 +48,13 @@ if [ "${1:-}" = --bench ]; then
   exec "$APPS_VENV/bin/python" "$AP_ROOT/scripts/benchmark.py" "$@"
 fi
 
+if [ "${1:-}" = --contract-heavy ]; then
+  shift
+  export AP_PROPERTY_EXAMPLES="${AP_PROPERTY_EXAMPLES:-1500}"
+  step "The event contract's property test, $AP_PROPERTY_EXAMPLES examples, against real servers"
+  exec "$APPS_VENV/bin/python" -m pytest -p no:cacheprovider apps/analytics_api/tests/test_contract_stores.py "$@"
+fi
+
 step "Service tests (unit and integration against real servers)"
 args=()
 for s in "${services[@]}"; do [ -d "apps/$s/tests" ] && args+=("apps/$s/tests"); done

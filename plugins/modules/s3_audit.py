@@ -67,6 +67,8 @@ audit:
   elements: dict
 """
 
+from functools import partial
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils import s3_contract as contract
 from ansible_collections.analytics.platform.plugins.module_utils.audit import result
@@ -100,11 +102,15 @@ def main():
         return client(module, access_key, secret_key, anonymous)
 
     def checks():
-        yield lambda: contract.check_anonymous(make_client, tracker)
-        yield lambda: contract.check_bucket_policy(admin, p["bucket"])
+        """(target, check) pairs: a check that raises is reported on its own target."""
+        yield "anonymous access", lambda: contract.check_anonymous(make_client, tracker)
+        yield "bucket policy", lambda: contract.check_bucket_policy(admin, p["bucket"])
         for ident in sorted(p["identities"], key=lambda i: i["name"]):
-            yield lambda i=ident: contract.check_identity(make_client, tracker, other, i["name"], i, i["expect"])
-        yield lambda: contract.check_versioning(admin, p["bucket"])
+            yield (
+                f"identity {ident['name']}",
+                partial(contract.check_identity, make_client, tracker, other, ident["name"], ident, ident["expect"]),
+            )
+        yield "versioning", lambda: contract.check_versioning(admin, p["bucket"])
 
     endpoint = p["endpoint"]
     out = []
@@ -118,12 +124,12 @@ def main():
         reason = f"{endpoint}: the admin identity cannot use bucket {p['bucket']}: {type(e).__name__}: {e}"[:400]
         out = [result("object_store", "error", reason, t) for t in ("anonymous access", "versioning")]
     else:
-        for check in checks():
+        for target, check in checks():
             try:
                 out.append(as_result(check(), endpoint))
             except Exception as e:  # the check itself failed: undecided
-                reason = f"{endpoint}: a check failed: {type(e).__name__}: {e}"[:400]
-                out.append(result("object_store", "error", reason, "check"))
+                reason = f"{endpoint}: the check failed: {type(e).__name__}: {e}"[:400]
+                out.append(result("object_store", "error", reason, target))
     finally:
         left = tracker.cleanup()
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from analytics_testing.servers import SeaweedFS
 from ansible_collections.analytics.platform.plugins.module_utils import audit_wire as wire
-from ansible_collections.analytics.platform.plugins.modules import audit_logins, s3_audit
+from ansible_collections.analytics.platform.plugins.modules import audit_logins, kafka_access, kafka_probe, s3_audit
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------------------
@@ -135,3 +135,32 @@ def test_a_sound_store_passes_access_and_fails_only_versioning(run_module, seawe
     assert got["bucket policy"]["status"] == "pass", got["bucket policy"]
     assert got["versioning"]["status"] == "fail"  # the test store's bucket has no versioning: seen, not assumed
     assert got["read-only"]["status"] == "pass" and state(seaweedfs) == before
+
+
+# --- Kafka's listeners and ACL default ------------------------------------------------------------------------------
+def test_kafka_probe_passes_a_sasl_ssl_broker_fails_another_policy_and_errs_on_silence(run_module, kafka):
+    base = {"brokers": ["127.0.0.1"], "sasl_port": kafka.port, "ports": [kafka.port, kafka.controller_port],
+            "ca_path": str(kafka.pki["ca"])}  # fmt: skip
+    (good,) = run_module(kafka_probe, base).result["audit"]
+    assert good["status"] == "pass" and good["evidence"]["mechanisms"] == ["SCRAM-SHA-512"], good
+    (other,) = run_module(kafka_probe, {**base, "allowed_mechanisms": ["SCRAM-SHA-256"]}).result["audit"]
+    assert other["status"] == "fail" and "SASL offers ['SCRAM-SHA-512']" in other["reason"], other
+    import socket
+
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    (gone,) = run_module(kafka_probe, {**base, "sasl_port": port, "ports": [port]}).result["audit"]
+    assert gone["status"] == "error", gone
+
+
+def test_kafka_access_sees_the_acl_default_as_a_service_user_and_not_as_a_super_user(run_module, kafka):
+    conn = {"bootstrap_servers": [kafka.bootstrap], "ca_path": str(kafka.pki["ca"]), "cluster": "test", "host": "k",
+            "default_logins": []}  # fmt: skip
+    api = {"login_user": "analytics-api", "login_password": kafka.passwords["analytics-api"]}
+    service = run_module(kafka_access, {**conn, **api}).result["audit"]
+    assert [(r["target"], r["status"]) for r in service] == [("ACL default deny", "pass")], service
+    admin = run_module(kafka_access, {**conn, "login_user": "admin", "login_password": kafka.passwords["admin"]})
+    assert admin.result["audit"][0]["status"] == "fail"  # a super user may describe anything: not a proof of deny
+    wrong = run_module(kafka_access, {**conn, "login_user": "analytics-api", "login_password": "wrong-password-123"})
+    assert wrong.result["audit"][0]["status"] == "error" and "was refused" in wrong.result["audit"][0]["reason"]

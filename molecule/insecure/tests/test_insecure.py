@@ -122,3 +122,17 @@ def test_an_unknown_control_in_a_waiver_stops_the_run():
     r = ansible_playbook(ROOT / "playbooks" / "audit.yml", "-e", json.dumps(waiver))
     assert r.returncode != 0
     assert "audit_waivers[0]: unknown control 'firewal'" in r.output
+
+
+def test_audit_variables_come_from_the_inventory(tmp_path):
+    """The finding: the playbook's vars_files outranked the inventory, so no audit variable could be set there. Here
+    the inventory limits the controls and names the report; the report lands where audit_report_dir says."""
+    extra = tmp_path / "audit-vars.yml"
+    extra.write_text("all:\n  vars:\n    audit_controls: [security_updates]\n    audit_report_name: from-inventory\n")
+    dest = tmp_path / "reports"
+    r = ansible_playbook(
+        ROOT / "playbooks" / "audit.yml", "-i", str(extra), "-e", json.dumps({"audit_report_dir": str(dest)})
+    )
+    report = json.loads((dest / "from-inventory.json").read_text())
+    assert {x["control"] for x in report["results"]} == {"security_updates"}, r.output[-1500:]
+    assert not (ROOT / "reports" / "audit" / "from-inventory.json").exists()
