@@ -9,6 +9,7 @@ updates; audit logging; PostgreSQL's own settings.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import stat
@@ -111,10 +112,23 @@ def _secrets_result(target, wanted, found, clean, ev) -> dict:
 
 
 # --- listening ports --------------------------------------------------------------------------------------------------
+def _address(hexaddr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp{,6} writes it: 32-bit words in the host's (little-endian) byte order."""
+    raw = bytes.fromhex(hexaddr)
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(raw)
+
+
+def _local_only(address) -> bool:
+    """Reachable from this host only: loopback (127.0.0.0/8, ::1, or IPv4 loopback mapped into IPv6)."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 def _listeners() -> dict[int, set[str]]:
     """TCP ports in LISTEN on an address other than loopback -> the inodes of their sockets."""
     out: dict[int, set[str]] = {}
-    for table, loopback in (("/proc/net/tcp", "0100007F"), ("/proc/net/tcp6", "00000000000000000000000001000000")):
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
                 rows = f.read().splitlines()[1:]
@@ -124,7 +138,7 @@ def _listeners() -> dict[int, set[str]]:
             cols = row.split()
             local, state, inode = cols[1], cols[3], cols[9]
             address, port = local.split(":")
-            if state != "0A" or address == loopback or address.startswith("7F"):
+            if state != "0A" or _local_only(_address(address)):
                 continue
             out.setdefault(int(port, 16), set()).add(inode)
     return out

@@ -207,3 +207,20 @@ def test_a_crashing_probe_is_an_error_with_its_reason_never_missing():
     (r,) = guarded("tls", "nginx:443", broken)
     assert (r["control"], r["target"], r["status"]) == ("tls", "nginx:443", "error")
     assert "KeyError" in r["reason"]
+
+
+@pytest.mark.parametrize(
+    ("hexaddr", "local"),
+    [
+        ("0100007F", True),  # 127.0.0.1
+        ("0B00007F", True),  # 127.0.0.11: Docker's embedded DNS in every container
+        ("00000000", False),  # 0.0.0.0
+        ("0B01A8C0", False),  # 192.168.1.11
+        ("00000000000000000000000001000000", True),  # ::1
+        ("0000000000000000FFFF00000100007F", True),  # ::ffff:127.0.0.1
+        ("00000000000000000000000000000000", False),  # ::
+    ],
+)
+def test_loopback_is_read_from_procs_byte_order(hexaddr, local):
+    """The finding of the first lab run: 127.0.0.11 was taken for a public address (its hex does not start 7F)."""
+    assert probes._local_only(probes._address(hexaddr)) is local
