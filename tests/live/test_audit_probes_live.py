@@ -164,3 +164,16 @@ def test_kafka_access_sees_the_acl_default_as_a_service_user_and_not_as_a_super_
     assert admin.result["audit"][0]["status"] == "fail"  # a super user may describe anything: not a proof of deny
     wrong = run_module(kafka_access, {**conn, "login_user": "analytics-api", "login_password": "wrong-password-123"})
     assert wrong.result["audit"][0]["status"] == "error" and "was refused" in wrong.result["audit"][0]["reason"]
+
+
+def test_kafka_access_tries_default_logins_over_scram_directly(run_module, kafka):
+    conn = {"bootstrap_servers": [kafka.bootstrap], "ca_path": str(kafka.pki["ca"]), "cluster": "test",
+            "login_user": "analytics-api", "login_password": kafka.passwords["analytics-api"]}  # fmt: skip
+    refused = run_module(kafka_access, {**conn, "default_logins": [{"user": "admin", "password": "admin"}]})
+    logins = next(r for r in refused.result["audit"] if r["control"] == "default_passwords")
+    assert logins["status"] == "pass", logins
+    leaked = run_module(
+        kafka_access, {**conn, "default_logins": [{"user": "admin", "password": kafka.passwords["admin"]}]}
+    )
+    logins = next(r for r in leaked.result["audit"] if r["control"] == "default_passwords")
+    assert logins["status"] == "fail" and "accepts default logins: admin/" in logins["reason"], logins
