@@ -139,6 +139,9 @@ def main():
             return 127, "", f"{argv[0]}: {e.strerror}"
 
     out = []
+    if not p["tls_endpoints"]:
+        reason = "this host serves none of the audited TLS endpoints (audit_tls_endpoints, by group)"
+        out.append(result("tls", "not_applicable", reason, "endpoints", groups_checked=True))
     for ep in p["tls_endpoints"]:
         target = f"{ep.get('service', 'port')}:{ep['port']}"
         params = {"host": p["address"] or p["server_name"], "port": int(ep["port"]), "server_name": p["server_name"],
