@@ -4,7 +4,6 @@ healing, and bad input refused in preflight."""
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 
@@ -132,57 +131,61 @@ def test_components_run_hardened_with_zone_placement(node):
     assert lab_secret("s3_admin") not in host.run("ps -eo args").stdout
 
 
-def volume_zones(listing: str) -> dict[str, set[str]]:
-    """volume id -> the data centers (zones) holding a copy, from `weed shell` volume.list (collection analytics)."""
+VOL_STATUS = """
+import json, ssl, sys, urllib.request
+pki = "/etc/analytics-platform/pki/"
+ctx = ssl.create_default_context(cafile=pki + "ca.crt")
+ctx.load_cert_chain(pki + "host.crt", pki + "host.key")
+print(urllib.request.urlopen(f"https://{sys.argv[1]}:9333/vol/status", context=ctx, timeout=15).read().decode())
+"""
+
+
+def volume_zones(status: dict, bucket: str = "analytics") -> dict[str, set[str]]:
+    """volume id -> the data centers (zones) holding a copy, from the master's /vol/status: the data bucket's volumes
+    only (collection <filer group>_<bucket>, or <bucket> without a filer group)."""
     out: dict[str, set[str]] = {}
-    zone = None
-    for line in listing.splitlines():
-        m = re.match(r"\s*DataCenter (\S+)", line)
-        if m:
-            zone = m.group(1)
-            continue
-        v = re.search(r"\bvolume id:(\d+)\b", line) or re.search(r"^\s*id:(\d+)\b", line)
-        if v and zone and 'collection:"analytics"' in line:
-            out.setdefault(v.group(1), set()).add(zone)
+    for zone, racks in ((status.get("Volumes") or {}).get("DataCenters") or {}).items():
+        for nodes in (racks or {}).values():
+            for volumes in (nodes or {}).values():
+                for v in volumes or []:
+                    if v.get("Collection") == bucket or str(v.get("Collection", "")).endswith(f"_{bucket}"):
+                        out.setdefault(str(v["Id"]), set()).add(zone)
     return out
 
 
-def test_volume_zones_parses_and_a_single_copy_is_caught():
-    """The finding: the old check passed on any '100' in the output. This parser sees a volume held in one zone."""
-    listing = """
-  DataCenter zone-a hdd(volume:2/20)
-    Rack rack1
-      DataNode 10.0.1.12:8080
-        Disk hdd(volume:2/20)
-          volume id:3  size:1024  collection:"analytics"  replica_placement:100
-          volume id:4  size:1024  collection:"analytics"  replica_placement:100
-  DataCenter zone-b hdd(volume:1/20)
-    Rack rack1
-      DataNode 10.0.2.12:8080
-        Disk hdd(volume:1/20)
-          volume id:3  size:1024  collection:"analytics"  replica_placement:100
-"""
-    assert volume_zones(listing) == {"3": {"zone-a", "zone-b"}, "4": {"zone-a"}}
+def test_volume_zones_reads_the_masters_status_and_a_single_copy_is_caught():
+    """The finding: the old check passed on any '100' in weed shell's output. This one sees a volume held in one
+    zone, and leaves other buckets' volumes out."""
+
+    def vol(i, collection):
+        return {"Id": i, "Collection": collection}
+
+    status = {"Volumes": {"DataCenters": {
+        "zone-a": {"rack1": {"10.0.1.12:8080": [vol(3, "analytics_analytics"), vol(4, "analytics_analytics")]}},
+        "zone-b": {"rack1": {"10.0.2.12:8080": [vol(3, "analytics_analytics"), vol(9, "analytics_analytics-backup")]}},
+    }}}  # fmt: skip
+    assert volume_zones(status) == {"3": {"zone-a", "zone-b"}, "4": {"zone-a"}}
 
 
 def test_volumes_are_replicated_across_zones():
-    """Every volume of the data bucket has copies in two different data centers."""
+    """Every volume of the data bucket has copies in two different data centers (the master's own view)."""
     client = s3("weed-b")
     for _ in range(5):
         client.put_object(Bucket="analytics", Key=f"replication/{uuid.uuid4()}", Body=b"x" * 1024)
-    # weed shell needs the master leader; under load (two scenarios at once) its first try can come back empty.
-    deadline, out, zones = time.time() + 90, "", {}
+    import shlex
+
+    deadline, zones, status = time.time() + 90, {}, {}
     while time.time() < deadline:
-        r = lab_host("weed-a").run(f"echo 'volume.list' | weed shell -master={address('weed-a')}:9333")
-        out = r.stdout + r.stderr
-        zones = volume_zones(out)
-        if zones and all(len(z) >= 2 for z in zones.values()):
-            break
+        r = lab_host("weed-a").run(f"python3 -c {shlex.quote(VOL_STATUS)} weed-a")
+        if r.rc == 0:
+            status = json.loads(r.stdout)
+            zones = volume_zones(status)
+            if zones and all(len(z) >= 2 for z in zones.values()):
+                break
         time.sleep(5)
-    assert zones, f"no volume of the analytics collection in the listing: {out[-2000:]}"
+    assert zones, f"no volume of the data bucket in the master's status: {json.dumps(status)[:2000]}"
     single = {v: z for v, z in zones.items() if len(z) < 2}
     assert not single, f"volumes with a copy in one zone only: {single}"
-    assert "replica_placement:100" in out or "replicaPlacement:100" in out, out[-2000:]
 
 
 def retry(fn, timeout=120):
