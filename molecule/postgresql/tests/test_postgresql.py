@@ -93,11 +93,11 @@ def test_pg_hba_has_only_hostssl_scram_lines(pg_a):
     assert psql(pg_a, "SHOW log_connections", db="postgres") == "on"
 
 
-def test_the_audit_passes_the_database_its_logins_tls_updates_and_secrets():
+def test_the_audit_passes_the_database_its_logins_tls_and_secrets():
     """The hardened side of the audit's proof for the controls this scenario deploys (molecule/insecure fails each):
     TLS-only scram authentication, pgaudit and connection logging (auditd is not applicable in containers), no default
-    or weak login from outside or from inside, unattended upgrades on, no secret exposed."""
-    controls = ["db_encryption", "audit_logging", "default_passwords", "tls", "security_updates", "secrets"]
+    or weak login from outside or from inside, no secret exposed."""
+    controls = ["db_encryption", "audit_logging", "default_passwords", "tls", "secrets"]
     endpoints = {"audit_tls_endpoints": [{"group": "postgresql", "port": 5432, "service": "postgresql",
                                           "protocol": "postgres"}]}  # fmt: skip
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
