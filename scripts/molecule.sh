@@ -5,7 +5,7 @@
 # each scenario's log (reports/molecule/<scenario>.log) is printed when it ends.
 # The verifier records each failed test in reports/molecule/<scenario>.failures (molecule/conftest.py). After the first
 # failure no new scenario starts; the end of the output lists the failed tests with their messages (after molecule's
-# own recap, so the end of a CI log says what failed) and how long each scenario took.
+# own recap, so the end of a CI log says what failed, or the last failed tasks when no test failed) and how long each scenario took.
 source "$(dirname "$0")/lib.sh"
 
 [ $# -gt 0 ] || die "usage: $0 SCENARIO..."
@@ -22,7 +22,7 @@ run_one() {  # scenario: runs it, leaves its exit code in reports/molecule/<s>.r
   t0=$(date +%s)
   rm -f "$reports/audit-$s.json"  # the audit matrix reads only what this run's scenarios wrote
   if [ "$jobs" = 1 ]; then
-    (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") || rc=$?
+    (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") > >(tee "$reports/$s.log") 2>&1 || rc=$?
   else
     (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") >"$reports/$s.log" 2>&1 || rc=$?
   fi
@@ -76,7 +76,10 @@ done
 if [ ${#failed[@]} -gt 0 ]; then
   for s in "${failed[@]}"; do
     echo "---- $s: failed tests"
-    cat "$reports/$s.failures" 2>/dev/null || info "(no failed test recorded: the scenario failed outside its tests)"
+    cat "$reports/$s.failures" 2>/dev/null && continue
+    info "(no failed test recorded: the scenario failed outside its tests; its last failed tasks follow)"
+    sed 's/\x1b\[[0-9;]*m//g' "$reports/$s.log" 2>/dev/null | grep -a -E "fatal: |FAILED!|failed: \[|CRITICAL|ERROR " \
+      | grep -v -- "-RETRYING" | tail -n 12 | cut -c1-600
   done
   die "molecule: ${#failed[@]} scenario(s) failed: ${failed[*]} (passed: ${passed[*]:-none})"
 fi
