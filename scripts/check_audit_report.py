@@ -104,7 +104,7 @@ def check(folder: Path) -> str:
 
 
 def main() -> int:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/audit")
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/audit").resolve()
     try:
         print(check(folder))
     except (AssertionError, jsonschema.ValidationError, subprocess.CalledProcessError, OSError, ValueError) as e:
