@@ -63,6 +63,7 @@ audit:
 import socket
 import ssl
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.audit import result as _result
@@ -112,7 +113,10 @@ def sasl_mechanisms(host: str, port: int, ca_path: str, timeout: float) -> tuple
 
 
 def probe_broker(p: dict, host: str) -> dict:
-    plain = {port: plaintext_answers(host, port, p["timeout"]) for port in p["ports"]}
+    ports = p["ports"]
+    with ThreadPoolExecutor(max_workers=max(len(ports), 1)) as pool:
+        states = pool.map(lambda port: plaintext_answers(host, port, p["timeout"]), ports)
+        plain = dict(zip(ports, states, strict=True))
     ev = {"broker": host, "plaintext": {str(k): v for k, v in plain.items()}}
     answering = [port for port, state in plain.items() if state == "answers"]
     try:
@@ -151,7 +155,11 @@ def main():
         },
         supports_check_mode=True,
     )
-    module.exit_json(changed=False, audit=[probe_broker(module.params, b) for b in module.params["brokers"]])
+    # The brokers concurrently: a TLS listener given a plain-text frame may stay silent for the whole timeout.
+    brokers = module.params["brokers"]
+    with ThreadPoolExecutor(max_workers=max(len(brokers), 1)) as pool:
+        audit = list(pool.map(lambda b: probe_broker(module.params, b), brokers))
+    module.exit_json(changed=False, audit=audit)
 
 
 if __name__ == "__main__":

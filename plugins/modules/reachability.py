@@ -63,7 +63,8 @@ def label(t: dict) -> str:
 
 
 def check(targets: list[dict], vantage: str, timeout: float) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    # One thread per target (up to 256): a dropped port costs the whole timeout, and they all wait at once.
+    with ThreadPoolExecutor(max_workers=min(max(len(targets), 1), 256)) as pool:
         seen = list(pool.map(lambda t: tcp_state(t.get("address") or t["host"], int(t["port"]), timeout), targets))
     by_host: dict[str, list] = {}
     for t, (state, why) in zip(targets, seen, strict=True):
