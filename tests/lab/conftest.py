@@ -61,10 +61,13 @@ def sh(host: str, cmd: str, timeout: float = 300, check: bool = True) -> str:
 
 @cache
 def lab_var(name: str) -> str:
-    r = run(["ansible", "-i", str(INVENTORY), "localhost", "-m", "ansible.builtin.debug", "-a", f"var={name}"],
-            check=True)  # fmt: skip
-    text = r.stdout[r.stdout.index("{") :]
-    return json.loads(text)[name]
+    """A variable as the play sees it (templated, vault decrypted), through the json stdout callback."""
+    env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+    argv = ["ansible", "-i", str(INVENTORY), "localhost", "-m", "ansible.builtin.debug", "-a", f"var={name}"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True, env=env)
+    # The timer callbacks print before and after the JSON document.
+    out, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("\n{") + 1 :])
+    return out["plays"][0]["tasks"][0]["hosts"]["localhost"][name]
 
 
 @dataclass
@@ -135,7 +138,7 @@ def pg_counts(host: str, session: str) -> dict[str, int]:
 
 
 DELTA_COUNT = """
-import json, sys
+import json, os, sys
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from delta_writer.config import load_config
@@ -147,7 +150,8 @@ rows = t.to_table(columns=["event_id"], filter=pc.starts_with(ds.field("session_
 out = {}
 for e in rows.column("event_id").to_pylist():
     out[e] = out.get(e, 0) + 1
-print(json.dumps(out))
+print(json.dumps(out), flush=True)
+os._exit(0)  # delta-rs's runtime can abort the interpreter's teardown ("terminate called without an active exception")
 """
 
 
