@@ -13,6 +13,18 @@ jobs=${AP_MOLECULE_JOBS:-1}
 [[ $jobs =~ ^[1-9]$ ]] || die "AP_MOLECULE_JOBS must be a number from 1 to 9 (got '$jobs')"
 reports="$AP_ROOT/reports/molecule"
 mkdir -p "$reports"
+
+# Ansible's own strategy costs ~0.25 CPU-seconds per task and host on the target: each module run imports Ansible's
+# module library from a zip, so nothing it compiles is kept. Mitogen keeps one interpreter per host and runs the same
+# modules in it: ~3x fewer seconds per task (docs/testing.md). The scenarios and their tests' own ansible runs use it
+# unless AP_MITOGEN=0; `make lab` and `make site` keep Ansible's own strategy, so both paths are exercised.
+if [ "${AP_MITOGEN:-1}" = 1 ]; then
+  ANSIBLE_STRATEGY_PLUGINS=$("$AP_VENV/bin/python" -c \
+    'import os, ansible_mitogen.plugins.strategy as s; print(os.path.dirname(s.__file__))') \
+    || die "AP_MITOGEN=1 needs mitogen in $AP_VENV (make venv), or run with AP_MITOGEN=0"
+  export ANSIBLE_STRATEGY_PLUGINS ANSIBLE_STRATEGY=mitogen_linear
+  info "strategy: mitogen_linear (AP_MITOGEN=0: Ansible's own linear strategy)"
+fi
 for s in "$@"; do
   [ -f "$AP_ROOT/molecule/$s/molecule.yml" ] || die "no molecule scenario '$s' (molecule/$s/molecule.yml)"
 done
