@@ -80,7 +80,9 @@ audit-matrix: venv ## Per audit control: where make test saw it fail (the insecu
 	@echo "==> the audit's proof both ways (scripts/audit_matrix.py)"
 	@$(BIN)/python scripts/audit_matrix.py reports/molecule
 
-lint: venv ## ansible-lint (production profile) and ruff
+lint: venv ## ansible-lint (production profile), ruff and antsibull-changelog lint
+	@echo "==> antsibull-changelog lint (changelogs/fragments)"
+	@$(BIN)/antsibull-changelog lint
 	@echo "==> ansible-lint (profile production)"
 	@$(ANSIBLE_ENV) ansible-lint
 	@echo "==> ruff"
