@@ -12,12 +12,14 @@ description:
     C(api_rate_limit) (a burst of requests gets 429 with Retry-After), C(cors) (a foreign Origin is not echoed, the
     allowed one is) and C(reverse_proxy) (the API hosts' own port is not reachable from here; one result on each API
     host).
-  - CORS that is not configured (no O(allowed_origin)) is a C(fail): the checklist asks for CORS configured.
+  - CORS that is not configured (no O(allowed_origin)) is a C(fail), since the checklist asks for CORS configured.
   - A port that cannot be probed (the name does not resolve, no route) is an C(error), never counted as closed.
   - Read-only (the requests carry no valid key, so no event is accepted) and safe in check mode. An unreachable load
     balancer is an C(error) result, never a pass.
 version_added: 0.1.0
 author: analytics.platform contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   host:
     description: The load balancer's name (the certificate must carry it); the results are reported on it.
@@ -62,6 +64,14 @@ options:
     description: A label for where the probe runs (in the C(reverse_proxy) target).
     type: str
     default: outside
+attributes:
+  check_mode:
+    support: full
+    details: A read-only probe; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

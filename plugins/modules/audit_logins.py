@@ -8,16 +8,18 @@ module: audit_logins
 short_description: Try the known default and weak logins on PostgreSQL, Kafka and S3 from where the task runs
 description:
   - The C(default_passwords) probe as an attacker runs it. Run it on the outside (vantage) host and on an application
-    host: a default password that pg_hba refuses from the database host itself may well work from the application
-    subnet. Needs nothing but Python on the host (the wire protocols are spoken by module_utils/audit_wire).
+    host, because a default password that pg_hba refuses from the database host itself may well work from the
+    application subnet. Needs nothing but Python on the host (the wire protocols are spoken by module_utils/audit_wire).
   - Returns one result per probed platform host and component (target C(<component> logins from <vantage>)), on that
     host. C(fail) when any login is accepted (or Kafka answers in PLAINTEXT without any login); C(pass) when every
     login was refused (or pg_hba refuses the user from here before any password), or when the port is closed from
-    here (refused or dropped: no login is possible); C(error) when a login could not be tried (the name does not
+    here (refused or dropped, so no login is possible); C(error) when a login could not be tried (the name does not
     resolve, no route, an unexpected answer), never a pass.
   - Read-only (a successful login is closed at once) and safe in check mode.
 version_added: 0.2.0
 author: analytics.platform contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   vantage:
     description: A label for where the probe runs, for example C(client-x (outside)).
@@ -59,6 +61,14 @@ options:
     default: 5
 notes:
   - The login lists are well-known public values; the evidence names them on purpose.
+attributes:
+  check_mode:
+    support: full
+    details: A read-only probe; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

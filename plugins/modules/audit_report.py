@@ -22,6 +22,8 @@ description:
   - Fails (after writing the report) when any entry fails or errors and O(fail_on_findings) is true.
 version_added: 0.1.0
 author: analytics.platform contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   results:
     description: Probe results, each with C(host), C(control), C(status), C(reason), and C(target) and C(evidence).
@@ -68,6 +70,14 @@ options:
     description: Fail when any entry fails or errors (the report is written first).
     type: bool
     default: true
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the report is built and returned but no file is written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

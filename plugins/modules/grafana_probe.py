@@ -18,6 +18,8 @@ description:
     one enabled provider passes the OAuth half of the control C(grafana)."
   - Grafana is AGPL-licensed and never runs on this project's machines; the module's tests use a stand-in HTTP server
     that answers these two endpoints as Grafana documents them.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   url:
     description: Grafana's base URL, for example C(https://grafana-a:3000).
@@ -43,6 +45,14 @@ options:
   host:
     description: Inventory name of the Grafana host, put into each result (the report lists results by host).
     type: str
+attributes:
+  check_mode:
+    support: full
+    details: A read-only probe; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -16,6 +16,8 @@ description:
     or a template that takes it from elsewhere (C({{ vault_x }}), an environment lookup, another variable that is
     checked where it is defined). A plain value is a finding for the control C(secrets); the evidence names the file
     and the variable, never the value.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   paths:
     description: Inventory sources (directories or files), usually the magic variable C(ansible_inventory_sources).
@@ -30,6 +32,14 @@ options:
     description: Regular expression for names that match O(secret_pattern) but hold no secret.
     type: str
     default: (access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$
+attributes:
+  check_mode:
+    support: full
+    details: A read-only probe; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -21,6 +21,7 @@ description:
   - Each result has C(control), C(status) (pass, fail or error), C(reason) and C(evidence).
 extends_documentation_fragment:
   - analytics.platform.kafka
+  - ansible.builtin.action_common_attributes
 options:
   default_logins:
     description:
@@ -44,6 +45,14 @@ options:
   host:
     description: The inventory host the results are reported on (each result gets C(host)); none when empty.
     type: str
+attributes:
+  check_mode:
+    support: full
+    details: A read-only probe; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

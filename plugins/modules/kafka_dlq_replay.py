@@ -21,6 +21,7 @@ version_added: 0.2.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - analytics.platform.kafka
+  - ansible.builtin.action_common_attributes
 options:
   dlq_topic:
     description: The dead-letter topic.
@@ -69,6 +70,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

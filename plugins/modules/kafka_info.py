@@ -14,6 +14,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - analytics.platform.kafka
+  - ansible.builtin.action_common_attributes
 options:
   topics:
     description: Topics to report on; empty reports every topic.
@@ -30,6 +31,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

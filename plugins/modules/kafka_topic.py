@@ -15,6 +15,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - analytics.platform.kafka
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description: Topic name.
@@ -40,6 +41,8 @@ attributes:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -20,6 +20,7 @@ version_added: 0.2.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - analytics.platform.s3
+  - ansible.builtin.action_common_attributes
 options:
   host:
     description: The inventory host the results are reported on (the S3 node behind O(endpoint)).
@@ -41,6 +42,8 @@ attributes:
     details: The probe writes test objects and a bucket of its own, and removes them before it returns.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -13,6 +13,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - analytics.platform.s3
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description: Bucket name.
@@ -27,6 +28,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -20,6 +20,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - analytics.platform.s3
+  - ansible.builtin.action_common_attributes
 options:
   bucket:
     description: The data bucket.
@@ -64,6 +65,8 @@ attributes:
     details: The checks write only test objects, and remove them; they run in check mode too.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""

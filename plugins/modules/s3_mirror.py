@@ -14,6 +14,8 @@ description:
     copied.
 version_added: 0.1.0
 author: analytics.platform contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   source:
     description: The source bucket.
@@ -57,6 +59,8 @@ attributes:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 requirements:
   - boto3
 """

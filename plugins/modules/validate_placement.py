@@ -17,6 +17,8 @@ description:
   - Runs on the controller only (action plugin); it contacts no host.
 version_added: 0.1.0
 author: analytics.platform contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   required_groups:
     description:

@@ -1,0 +1,49 @@
+"""Every module documents its attributes the way the ecosystem expects: the action_common_attributes fragment, and
+check mode, diff mode and platform declared; check mode as the module really supports it."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = sorted((ROOT / "plugins" / "modules").glob("*.py"))
+
+
+def documentation(path: Path) -> dict:
+    return yaml.safe_load(re.search(r'DOCUMENTATION = r"""\n(.*?)\n"""', path.read_text(), re.S).group(1))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
+def test_module_declares_its_attributes(path):
+    doc = documentation(path)
+    assert "ansible.builtin.action_common_attributes" in doc.get("extends_documentation_fragment", [])
+    attributes = doc.get("attributes", {})
+    assert set(attributes) >= {"check_mode", "diff_mode", "platform"}
+    for name in ("check_mode", "diff_mode"):
+        assert attributes[name]["support"] in {"full", "partial", "none"}, name
+    assert attributes["platform"]["platforms"]
+    source = path.read_text()
+    if "supports_check_mode=True" in source:
+        assert attributes["check_mode"]["support"] in {"full", "partial"}
+    elif "AnsibleModule(" in source:
+        assert attributes["check_mode"]["support"] == "none"
+    # diff_mode only where the module returns a before/after diff for --diff
+    if attributes["diff_mode"]["support"] != "none":
+        assert re.search(r"diff=\{|diff = \{", source), "diff_mode declared but the module returns no diff"
+
+
+def descriptions(doc: dict, where: str = ""):
+    """Every description in the document (the module's, its options' and their suboptions'), with where it is."""
+    yield where or "module", doc.get("description")
+    for name, option in (doc.get("options") or doc.get("suboptions") or {}).items():
+        yield from descriptions(option, f"{where}.{name}" if where else name)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
+def test_every_description_is_text(path):
+    """A "key: value" line inside a description parses as a mapping: ansible-doc then refuses the whole page."""
+    for where, text in descriptions(documentation(path)):
+        lines = text if isinstance(text, list) else [text]
+        assert all(isinstance(line, str) for line in lines), f"{path.stem} {where}: {lines}"
