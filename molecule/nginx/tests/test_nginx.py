@@ -140,29 +140,31 @@ def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
     assert lab_host("edge-a").file("/etc/nginx/nginx.conf").content_string == before
 
 
-def served_fingerprint(client) -> str:
-    """SHA-256 fingerprint of the certificate edge-a serves, as openssl prints it (AB:CD:...)."""
-    r = py(client, CTX + "import hashlib\n"
-                         "s = ctx.wrap_socket(socket.create_connection(('edge-a', 443)), server_hostname='edge-a')\n"
-                         "print(hashlib.sha256(s.getpeercert(True)).hexdigest())")  # fmt: skip
+def served_fingerprint(client, name: str = "edge-a", port: int = 443) -> str:
+    """SHA-256 fingerprint of the certificate a host serves, as openssl prints it (AB:CD:...), seen from client."""
+    connect = f"s = ctx.wrap_socket(socket.create_connection(({name!r}, {port})), server_hostname={name!r})\n"
+    r = py(client, CTX + "import hashlib\n" + connect + "print(hashlib.sha256(s.getpeercert(True)).hexdigest())")
     assert r.rc == 0, r.stderr
     return ":".join(re.findall("..", r.stdout.strip().upper()))
 
 
-def test_certificate_renewed_in_an_earlier_play_reaches_nginx(scenario_dir, client):
-    """Last in this file: it renews the edge's certificate. The pki role converges a host once per run; a renewal in
-    an earlier play must still reload nginx when nginx's own play comes later (site.yml's order)."""
-    edge_host = lab_host("edge-a")
+def test_certificate_renewed_in_an_earlier_play_reaches_nginx_and_the_api(scenario_dir, client):
+    """Last in this file: it renews the edge's and the API hosts' certificates. The pki role converges a host once per
+    run; a renewal in an earlier play must still reload nginx and restart the API (it reads its certificate at start)
+    when their own plays come later (site.yml's order). The API's port is open to the edge only: seen from there."""
     on_disk = "openssl x509 -noout -fingerprint -sha256 -in /etc/analytics-platform/pki/host.crt"
-    before = edge_host.check_output(on_disk).split("=")[1]
-    assert served_fingerprint(client) == before
+    edge_host = lab_host("edge-a")
+    before = {h: lab_host(h).check_output(on_disk).split("=")[1] for h in ("edge-a", "api-a")}
+    assert served_fingerprint(client) == before["edge-a"]
+    assert served_fingerprint(edge_host, "api-a", 3001) == before["api-a"]
 
     r = ansible_playbook(scenario_dir / "renew.yml")
     assert r.returncode == 0, r.output[-2000:]
-    after = edge_host.check_output(on_disk).split("=")[1]
-    assert after != before  # renewed in the first play
+    after = {h: lab_host(h).check_output(on_disk).split("=")[1] for h in ("edge-a", "api-a")}
+    assert after["edge-a"] != before["edge-a"] and after["api-a"] != before["api-a"]  # renewed in the first play
     assert "Reload nginx for a new certificate" in r.stdout
-    assert served_fingerprint(client) == after  # and served after the later play's reload
+    assert served_fingerprint(client) == after["edge-a"]  # and served after the later plays' reload and restart
+    assert served_fingerprint(edge_host, "api-a", 3001) == after["api-a"]
 
 
 def test_the_audit_passes_the_api_controls_the_proxy_and_the_firewall():
