@@ -20,6 +20,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   host:
     description: The load balancer's name (the certificate must carry it); the results are reported on it.
@@ -64,14 +65,6 @@ options:
     description: A label for where the probe runs (in the C(reverse_proxy) target).
     type: str
     default: outside
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

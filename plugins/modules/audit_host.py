@@ -28,6 +28,7 @@ version_added: 0.2.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   server_name:
     description: The host's name as its certificates carry it (its inventory name).
@@ -84,14 +85,6 @@ options:
     description: Seconds per network connection.
     type: float
     default: 5
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -20,6 +20,7 @@ version_added: 0.2.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   vantage:
     description: A label for where the probe runs, for example C(client-x (outside)).
@@ -61,14 +62,6 @@ options:
     default: 5
 notes:
   - The login lists are well-known public values; the evidence names them on purpose.
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

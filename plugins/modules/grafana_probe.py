@@ -20,6 +20,7 @@ description:
     that answers these two endpoints as Grafana documents them.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   url:
     description: Grafana's base URL, for example C(https://grafana-a:3000).
@@ -45,14 +46,6 @@ options:
   host:
     description: Inventory name of the Grafana host, put into each result (the report lists results by host).
     type: str
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

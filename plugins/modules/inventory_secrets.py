@@ -18,6 +18,7 @@ description:
     and the variable, never the value.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   paths:
     description: Inventory sources (directories or files), usually the magic variable C(ansible_inventory_sources).
@@ -32,14 +33,6 @@ options:
     description: Regular expression for names that match O(secret_pattern) but hold no secret.
     type: str
     default: (access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -22,6 +22,7 @@ description:
 extends_documentation_fragment:
   - analytics.platform.kafka
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   default_logins:
     description:
@@ -45,14 +46,6 @@ options:
   host:
     description: The inventory host the results are reported on (each result gets C(host)); none when empty.
     type: str
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

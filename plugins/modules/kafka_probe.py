@@ -18,6 +18,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   brokers:
     description: Broker addresses (names or IPs; the certificate must carry the name used).
@@ -46,14 +47,6 @@ options:
     description: Seconds per connection.
     type: float
     default: 5
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -18,6 +18,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   targets:
     description:
@@ -35,14 +36,6 @@ options:
     description: Seconds per connection attempt (a dropped packet waits this long).
     type: float
     default: 2
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

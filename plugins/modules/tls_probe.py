@@ -17,6 +17,7 @@ version_added: 0.1.0
 author: analytics.platform contributors
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - analytics.platform.probe
 options:
   host:
     description: Address or name to connect to.
@@ -60,14 +61,6 @@ options:
       - What the result names as probed (the report keeps one entry per host, control and target).
       - Defaults to O(host):O(port).
     type: str
-attributes:
-  check_mode:
-    support: full
-    details: A read-only probe; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

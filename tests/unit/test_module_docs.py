@@ -15,11 +15,21 @@ def documentation(path: Path) -> dict:
     return yaml.safe_load(re.search(r'DOCUMENTATION = r"""\n(.*?)\n"""', path.read_text(), re.S).group(1))
 
 
+def attributes_of(doc: dict) -> dict:
+    """The module's attributes with those of this collection's doc fragments it extends (as ansible-doc merges them)."""
+    merged = {}
+    for fragment in doc.get("extends_documentation_fragment", []):
+        if fragment.startswith("analytics.platform."):
+            path = ROOT / "plugins" / "doc_fragments" / (fragment.split(".")[-1] + ".py")
+            merged |= (documentation(path) or {}).get("attributes", {})
+    return merged | doc.get("attributes", {})
+
+
 @pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])
 def test_module_declares_its_attributes(path):
     doc = documentation(path)
     assert "ansible.builtin.action_common_attributes" in doc.get("extends_documentation_fragment", [])
-    attributes = doc.get("attributes", {})
+    attributes = attributes_of(doc)
     assert set(attributes) >= {"check_mode", "diff_mode", "platform"}
     for name in ("check_mode", "diff_mode"):
         assert attributes[name]["support"] in {"full", "partial", "none"}, name

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansible_collections.analytics.platform.plugins.module_utils.secrets import KNOWN_WEAK, weakness
 from ansible_collections.analytics.platform.plugins.test.secrets import TestModule as SecretTests
 
