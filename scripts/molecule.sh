@@ -14,7 +14,7 @@ jobs=${AP_MOLECULE_JOBS:-1}
 reports="$AP_ROOT/reports/molecule"
 mkdir -p "$reports"
 
-# Ansible's own strategy costs ~0.25 CPU-seconds per task and host on the target: each module run imports Ansible's
+# Ansible's own strategy costs ~0.29 CPU-seconds per task and host on the target: each module run imports Ansible's
 # module library from a zip, so nothing it compiles is kept. Mitogen keeps one interpreter per host and runs the same
 # modules in it: ~3x fewer seconds per task (docs/testing.md). The scenarios and their tests' own ansible runs use it
 # unless AP_MITOGEN=0; `make lab` and `make site` keep Ansible's own strategy, so both paths are exercised.
