@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.analytics.platform.plugins.module_utils.audit import CATALOGUE, controls_for
+from ansible_collections.analytics.platform.plugins.module_utils.platform import ports_of
 
 
 def _entries(matrix):
@@ -31,14 +32,16 @@ def audit_matrix_ports(matrix, group_names):
 
 
 def audit_outside_targets(matrix, groups, hostvars, hosts):
-    """For the reachability probe from outside: every matrix port of every host in `hosts`, expected open when the
-    entry's audience is public, closed otherwise."""
+    """For the reachability probe from outside: every matrix port of every host in `hosts` (from the host's own
+    firewall_port_matrix when it has one, else `matrix`), expected open when the entry's audience is public, closed
+    otherwise."""
     targets = []
     for host in hosts or []:
         mine = set(hostvars[host].get("group_names", [])) | {"all"}
         address = hostvars[host].get("ansible_host", host)
         seen = set()
-        for name, group, ports, audience in _entries(matrix):
+        # the host's own matrix (its ports as its variables set them) when the audit has read it there
+        for name, group, ports, audience in _entries(hostvars[host].get("firewall_port_matrix") or matrix):
             if group not in mine:
                 continue
             for port in ports:
@@ -50,16 +53,24 @@ def audit_outside_targets(matrix, groups, hostvars, hosts):
     return targets
 
 
-def audit_host_endpoints(endpoints, group_names):
-    """The TLS endpoints a host in `group_names` serves (entries of audit_tls_endpoints by group)."""
+def audit_host_endpoints(endpoints, group_names, host_vars=None):
+    """The TLS endpoints a host in `group_names` serves (entries of audit_tls_endpoints by group); an entry names its
+    port, or its endpoint in the platform catalogue (the port as the host's variables `host_vars` set it)."""
     mine = set(group_names or []) | {"all"}
     out = []
     for i, e in enumerate(endpoints or []):
-        if not isinstance(e, dict) or not e.get("group") or not e.get("port"):
-            raise AnsibleFilterError(f"audit_tls_endpoints[{i}]: needs group and port (got {e!r})")
-        if e["group"] in mine:
-            out.append({"port": int(e["port"]), "service": e.get("service", e["group"]),
-                        "protocol": e.get("protocol", "tls")})  # fmt: skip
+        if not isinstance(e, dict) or not e.get("group") or not (e.get("port") or e.get("endpoint")):
+            raise AnsibleFilterError(f"audit_tls_endpoints[{i}]: needs group and port or endpoint (got {e!r})")
+        if e["group"] not in mine:
+            continue
+        try:
+            if e.get("port"):
+                port = int(e["port"])
+            else:
+                port = ports_of(e["endpoint"], host_vars or {})[int(e.get("endpoint_port") or 0)]
+        except (KeyError, ValueError, IndexError) as err:
+            raise AnsibleFilterError(f"audit_tls_endpoints[{i}]: {err.args[0]}") from None
+        out.append({"port": port, "service": e.get("service", e["group"]), "protocol": e.get("protocol", "tls")})
     return out
 
 
@@ -81,8 +92,7 @@ def _in(hostvars, host, *groups):
     return bool(set(hostvars[host].get("group_names", [])) & set(groups))
 
 
-def audit_expected_targets(hostvars, hosts, controls, outside="", inside="", api_port=3001, outside_reason="",
-                           inside_reason=""):  # fmt: skip
+def audit_expected_targets(hostvars, hosts, controls, outside="", inside="", outside_reason="", inside_reason=""):
     """The (host, control, target) entries the probes from elsewhere must report, named exactly as the modules name
     their targets: from `outside` (the vantage label) and `inside` (the application host's label), and from the
     controller. The report turns each one missing into an error (with the reason given for the vantage it needed), so
@@ -113,10 +123,11 @@ def audit_expected_targets(hostvars, hosts, controls, outside="", inside="", api
                     want(h, "default_passwords", f"{component} logins from {label}", label)
         want(h, "firewall", f"from {outside}", outside)
         if _in(hostvars, h, "nginx"):
+            https_port = ports_of("nginx", hostvars[h])[1]
             for control in ("api_auth", "cors", "api_rate_limit"):
-                want(h, control, f"https://{h}:443", outside)
+                want(h, control, f"https://{h}:{https_port}", outside)
         if _in(hostvars, h, "analytics_api"):
-            want(h, "reverse_proxy", f"port {int(api_port)} from {outside}", outside)
+            want(h, "reverse_proxy", f"port {ports_of('analytics_api', hostvars[h])[0]} from {outside}", outside)
         if _in(hostvars, h, "kafka"):
             want(h, "kafka_sasl_ssl", "listeners", inside)
             want(h, "kafka_sasl_ssl", "ACL default deny")
@@ -158,14 +169,21 @@ def audit_addresses(hostvars, hosts, var="ansible_host", port=None):
     return out
 
 
-def audit_endpoints(hostvars, hosts, port, scheme=None, var="ansible_host"):
+def audit_endpoints(hostvars, hosts, port=None, scheme=None, var="ansible_host", endpoint=None):
     """Each host as the probes address it: {host, address, port} (and endpoint, scheme://address:port, with a
-    scheme); the address is the host's `var`, else its ansible_host, else its inventory name."""
+    scheme); the address is the host's `var`, else its ansible_host, else its inventory name. The port is `port`, or
+    with `endpoint` (a name in the platform catalogue) that endpoint's first port as each host's variables set it."""
+    if port is None and endpoint is None:
+        raise AnsibleFilterError("audit_endpoints needs a port or an endpoint")
     out = []
     for host, address in zip(hosts or [], audit_addresses(hostvars, hosts, var), strict=True):
-        e = {"host": host, "address": address, "port": int(port)}
+        try:
+            number = int(port) if endpoint is None else ports_of(endpoint, hostvars[host])[0]
+        except (KeyError, ValueError) as err:
+            raise AnsibleFilterError(f"host '{host}': {err.args[0]}") from None
+        e = {"host": host, "address": address, "port": number}
         if scheme:
-            e["endpoint"] = f"{scheme}://{address}:{int(port)}"
+            e["endpoint"] = f"{scheme}://{address}:{number}"
         out.append(e)
     return out
 

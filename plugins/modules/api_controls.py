@@ -36,13 +36,14 @@ options:
     required: true
   api_hosts:
     description:
-      - The API hosts, whose port O(api_port) must not answer from here, each with C(host) (its inventory name, where
-        the result is reported) and C(address) (how it is reached; defaults to C(host)).
+      - The API hosts, whose own port must not answer from here, each with C(host) (its inventory name, where
+        the result is reported), C(address) (how it is reached; defaults to C(host)) and C(port) (defaults to
+        O(api_port)).
     type: list
     elements: dict
     default: []
   api_port:
-    description: The API's own port.
+    description: The API's own port, for the entries of O(api_hosts) without one.
     type: int
     default: 3001
   burst:
@@ -158,20 +159,20 @@ def cors(p, target):
 
 
 def reverse_proxy(p, vantage):
+    hosts = [(h, h.get("address") or h["host"], int(h.get("port") or p["api_port"])) for h in p["api_hosts"]]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        states = list(pool.map(lambda h: tcp_state(h.get("address") or h["host"], p["api_port"], 3), p["api_hosts"]))
+        states = list(pool.map(lambda h: tcp_state(h[1], h[2], 3), hosts))
     out = []
-    for h, (state, why) in zip(p["api_hosts"], states, strict=True):
-        address = h.get("address") or h["host"]
-        ev = {"api_port": p["api_port"], "address": address, "state": state, "detail": why}
-        target = f"port {p['api_port']} from {vantage}"
+    for (h, address, port), (state, why) in zip(hosts, states, strict=True):
+        ev = {"api_port": port, "address": address, "state": state, "detail": why}
+        target = f"port {port} from {vantage}"
         if state == "open":
-            r = result("reverse_proxy", "fail", f"the API port {p['api_port']} answers from {vantage}", target, **ev)
+            r = result("reverse_proxy", "fail", f"the API port {port} answers from {vantage}", target, **ev)
         elif state == "closed":
-            reason = f"only the load balancer answers; port {p['api_port']} is closed from {vantage} ({why})"
+            reason = f"only the load balancer answers; port {port} is closed from {vantage} ({why})"
             r = result("reverse_proxy", "pass", reason, target, **ev)
         else:
-            r = result("reverse_proxy", "error", f"port {p['api_port']} could not be probed: {why}", target, **ev)
+            r = result("reverse_proxy", "error", f"port {port} could not be probed: {why}", target, **ev)
         out.append(dict(r, host=h["host"]))
     return out
 

@@ -1,0 +1,271 @@
+# Copyright: analytics.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""The platform catalogue: ONE definition of every network endpoint the collection deploys.
+
+Each entry names the inventory group whose hosts serve it, its ports (each set by ONE inventory variable, the owning
+role's default, or derived from one), who may connect (a firewall audience), whether and how it speaks TLS, its
+readiness and metrics paths and its systemd unit. Everything else is derived from it (plugins/filter/platform.py):
+the firewall's port matrix, nginx's upstreams, Prometheus's scrape jobs, the audit's TLS endpoints and probe targets,
+the clients' bootstrap lists and the rolling restart's readiness URLs. A port is resolved per host, from that host's
+variables: a host that sets analytics_api_port: 3443 is reached on 3443 by nginx, Prometheus, the audit and its own
+firewall, and every other API host keeps its own.
+
+tests/unit/plugins/test_platform.py checks that every default here is the owning role's default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Port:
+    var: str  # the inventory variable that sets it (the owning role's default)
+    default: int
+    offset: int = 0  # a derived port: the variable's value plus this (SeaweedFS's gRPC ports)
+
+    def resolve(self, host_vars):
+        value = (host_vars or {}).get(self.var)
+        if value is None or value == "":
+            value = self.default
+        try:
+            port = int(value) + self.offset
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.var} must be a port number (got {value!r})") from None
+        if not 1 <= port <= 65535:
+            raise ValueError(f"{self.var}: port {port} is out of range (1-65535)")
+        return port
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    group: str  # the hosts that serve it
+    ports: tuple[Port, ...]
+    audience: tuple[str, ...]  # firewall audiences (roles/firewall: firewall_audiences)
+    description: str
+    tls: str = ""  # the audit's TLS probe: the service name it reports; empty: not probed
+    tls_port: int = 0  # which of the ports speaks TLS
+    protocol: str = "tls"  # how the TLS probe speaks: tls, or postgres (STARTTLS-like SSLRequest)
+    scheme: str = ""  # http or https when it serves HTTP
+    ready: str = ""  # readiness path (rolling restarts wait for it)
+    metrics: str = ""  # Prometheus metrics path
+    job: str = ""  # Prometheus job name (with metrics)
+    unit: str = ""  # systemd unit
+    secrets: tuple[str, ...] = field(default_factory=tuple)  # inventory variables holding its secrets
+
+
+def _p(var, default, offset=0):
+    return Port(var, default, offset)
+
+
+# The keys are the firewall matrix's entry names (the audit reports them by these names).
+ENDPOINTS: dict[str, Endpoint] = {
+    "ssh": Endpoint("all", (_p("base_sshd_port", 22),), ("admin",), "sshd (keys only)"),
+    "analytics_api": Endpoint(
+        "analytics_api",
+        (_p("analytics_api_port", 3001),),
+        ("load_balancer",),
+        "The ingest API, behind nginx",
+        tls="analytics_api",
+        scheme="https",
+        ready="/ready",
+        metrics="/metrics",
+        job="analytics_api",
+        unit="analytics-api",
+        secrets=("analytics_api_kafka_password",),
+    ),
+    "nginx": Endpoint(
+        "nginx",
+        (_p("nginx_http_port", 80), _p("nginx_https_port", 443)),
+        ("public",),
+        "The public edge: HTTP (redirects to HTTPS) and HTTPS",
+        tls="nginx",
+        tls_port=1,
+        scheme="https",
+    ),
+    "grafana": Endpoint(
+        "grafana",
+        (_p("grafana_port", 3000),),
+        ("internal", "vpn"),
+        "Grafana (OAuth), reads the replica",
+        tls="grafana",
+        scheme="https",
+        secrets=("grafana_admin_password", "grafana_secret_key", "grafana_oauth_client_secret"),
+    ),
+    "postgresql": Endpoint(
+        "postgresql",
+        (_p("postgresql_port", 5432),),
+        ("internal",),
+        "PostgreSQL (TLS only)",
+        tls="postgresql",
+        protocol="postgres",
+        secrets=(
+            "postgresql_sink_password",
+            "postgresql_reader_password",
+            "postgresql_replication_password",
+            "postgresql_monitor_password",
+            "postgresql_admin_password",
+            "postgresql_backup_cipher_pass",
+        ),
+    ),
+    "kafka": Endpoint(
+        "kafka",
+        (_p("kafka_client_port", 9092),),
+        ("internal", "admin"),
+        "Kafka brokers (SASL_SSL)",
+        tls="kafka",
+        secrets=("kafka_admin_password",),
+    ),
+    "seaweedfs_s3": Endpoint(
+        "seaweedfs",
+        (_p("seaweedfs_s3_port", 8333),),
+        ("internal",),
+        "SeaweedFS's S3 API",
+        tls="s3",
+        scheme="https",
+        secrets=("seaweedfs_jwt_key",),
+    ),
+    "minio_api": Endpoint(
+        "minio",
+        (_p("minio_port", 9000),),
+        ("internal",),
+        "MinIO's S3 API",
+        tls="s3",
+        scheme="https",
+        secrets=("minio_root_password",),
+    ),
+    "minio_console": Endpoint("minio", (_p("minio_console_port", 9001),), ("internal", "vpn"), "MinIO's console"),
+    "delta_dashboard": Endpoint(
+        "delta_dashboard",
+        (_p("delta_dashboard_port", 8501),),
+        ("internal", "vpn"),
+        "The Delta Lake dashboard",
+        tls="delta_dashboard",
+        scheme="https",
+        ready="/health",
+        metrics="/metrics",
+        job="delta_dashboard",
+        unit="delta-dashboard",
+        secrets=("delta_dashboard_s3_secret_key",),
+    ),
+    "prometheus": Endpoint(
+        "monitoring",
+        (_p("monitoring_prometheus_port", 9090),),
+        ("internal", "vpn"),
+        "Prometheus",
+        tls="prometheus",
+        scheme="https",
+    ),
+    "kafka_controller": Endpoint(
+        "kafka",
+        (_p("kafka_controller_port", 9093),),
+        ("kafka_cluster",),
+        "Kafka's KRaft quorum (mutual TLS)",
+    ),
+    "seaweedfs_internal": Endpoint(
+        "seaweedfs",
+        (
+            _p("seaweedfs_master_port", 9333),
+            _p("seaweedfs_master_port", 9333, 10000),
+            _p("seaweedfs_volume_port", 8080),
+            _p("seaweedfs_volume_port", 8080, 10000),
+            _p("seaweedfs_filer_port", 8888),
+            _p("seaweedfs_filer_port", 8888, 10000),
+            _p("seaweedfs_s3_port", 8333, 10000),
+        ),
+        ("seaweedfs_cluster",),
+        "SeaweedFS's masters, volumes and filers, and their gRPC ports (+10000)",
+    ),
+    "node_exporter": Endpoint(
+        "all",
+        (_p("monitoring_node_exporter_port", 9100),),
+        ("monitoring",),
+        "The node exporter",
+        tls="node_exporter",
+        scheme="https",
+        metrics="/metrics",
+        job="node",
+    ),
+    "postgres_exporter": Endpoint(
+        "postgresql",
+        (_p("monitoring_postgres_exporter_port", 9187),),
+        ("monitoring",),
+        "The PostgreSQL exporter",
+        tls="postgres_exporter",
+        scheme="https",
+        metrics="/metrics",
+        job="postgresql",
+        secrets=("monitoring_postgres_exporter_password",),
+    ),
+    "pg_sink_metrics": Endpoint(
+        "pg_sink",
+        (_p("pg_sink_metrics_port", 9101),),
+        ("monitoring",),
+        "The PostgreSQL sink's health and metrics",
+        tls="pg_sink_metrics",
+        scheme="https",
+        ready="/ready",
+        metrics="/metrics",
+        job="pg_sink",
+        unit="pg-sink",
+        secrets=("pg_sink_kafka_password", "pg_sink_pg_password"),
+    ),
+    "delta_writer_metrics": Endpoint(
+        "delta_writer",
+        (_p("delta_writer_metrics_port", 9102),),
+        ("monitoring",),
+        "The Delta writer's health and metrics",
+        tls="delta_writer_metrics",
+        scheme="https",
+        ready="/ready",
+        metrics="/metrics",
+        job="delta_writer",
+        unit="delta-writer",
+        secrets=("delta_writer_kafka_password", "delta_writer_s3_secret_key"),
+    ),
+}
+
+
+def endpoint(name):
+    try:
+        return ENDPOINTS[name]
+    except KeyError:
+        raise KeyError(f"'{name}' is not an endpoint of the platform catalogue ({', '.join(ENDPOINTS)})") from None
+
+
+def ports_of(name, host_vars):
+    """The ports of endpoint `name` on a host with these variables."""
+    return [p.resolve(host_vars) for p in endpoint(name).ports]
+
+
+def port_vars():
+    """Every port variable with its default (for the drift test)."""
+    return {p.var: p.default for e in ENDPOINTS.values() for p in e.ports}
+
+
+def secret_vars():
+    """Every secret variable of the platform, in catalogue order, once."""
+    out = []
+    for e in ENDPOINTS.values():
+        out.extend(s for s in e.secrets if s not in out)
+    return out
+
+
+def in_group(group, group_names):
+    return group == "all" or group in (group_names or [])
+
+
+def conflicts(host_vars, group_names):
+    """Ports two endpoints of one host both claim, as messages naming the endpoints and variables."""
+    seen: dict[int, str] = {}
+    out = []
+    for name, e in ENDPOINTS.items():
+        if not in_group(e.group, group_names):
+            continue
+        for p in e.ports:
+            port = p.resolve(host_vars)
+            label = f"{name} ({p.var}{f' + {p.offset}' if p.offset else ''})"
+            if port in seen and not seen[port].startswith(name + " "):
+                out.append(f"port {port} is claimed by both {seen[port]} and {label}")
+            seen.setdefault(port, label)
+    return out

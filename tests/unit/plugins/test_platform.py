@@ -1,0 +1,133 @@
+"""The platform catalogue (module_utils/platform.py) and the filters that derive every consumer from it: the owning
+roles' defaults agree with it, and every consumer follows a host's non-default ports."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible_collections.analytics.platform.plugins.filter.audit import (
+    audit_endpoints,
+    audit_expected_targets,
+    audit_host_endpoints,
+    audit_outside_targets,
+)
+from ansible_collections.analytics.platform.plugins.filter.platform import (
+    platform_conflicts,
+    platform_endpoints,
+    platform_matrix,
+    platform_port,
+    platform_scrape_jobs,
+    platform_secrets,
+    platform_tls_endpoints,
+    platform_units,
+)
+from ansible_collections.analytics.platform.plugins.module_utils.platform import ENDPOINTS, port_vars
+
+ROOT = Path(__file__).resolve().parents[3]
+ROLE_DEFAULTS = {}
+for _f in sorted(ROOT.glob("roles/*/defaults/main.yml")):
+    ROLE_DEFAULTS.update(yaml.safe_load(_f.read_text()) or {})
+
+HOSTVARS = {
+    "edge-a": {"ansible_host": "10.0.1.14", "group_names": ["zone_a", "nginx"]},
+    "app-a": {"ansible_host": "10.0.1.13", "group_names": ["zone_a", "analytics_api"], "analytics_api_port": 3443},
+    "app-b": {"ansible_host": "10.0.2.13", "group_names": ["zone_b", "analytics_api"]},
+    "k1": {"ansible_host": "10.0.1.11", "group_names": ["kafka"], "kafka_client_port": "19092"},
+    "store-a": {"ansible_host": "10.0.1.12", "group_names": ["seaweedfs"], "seaweedfs_master_port": 9433},
+}
+
+
+@pytest.mark.parametrize("var", sorted(port_vars()))
+def test_every_port_default_is_the_owning_roles_default(var):
+    assert var in ROLE_DEFAULTS, f"{var}: no role defines it"
+    assert ROLE_DEFAULTS[var] == port_vars()[var], f"{var}: the role says {ROLE_DEFAULTS[var]}, the catalogue otherwise"
+
+
+def test_every_secret_is_a_role_variable():
+    missing = [s for s in platform_secrets() if s not in ROLE_DEFAULTS]
+    assert not missing and len(platform_secrets()) == len(set(platform_secrets()))
+
+
+def test_the_docs_table_names_every_endpoint_and_variable():
+    table = (ROOT / "docs" / "inventories.md").read_text()
+    assert all(f"`{name}`" in table for name in ENDPOINTS) and all(f"`{var}`" in table for var in port_vars())
+
+
+def test_the_default_matrix_is_the_guides_table():
+    m = platform_matrix("edge-a", HOSTVARS)
+    assert m["nginx"]["ports"] == [80, 443] and m["nginx"]["audience"] == "public"
+    assert m["analytics_api"] == {
+        "group": "analytics_api",
+        "ports": [3001],
+        "audience": "load_balancer",
+        "description": ENDPOINTS["analytics_api"].description,
+    }
+    assert m["postgresql"]["ports"] == [5432] and m["postgresql"]["audience"] == "internal"
+    assert m["seaweedfs_internal"]["ports"] == [8080, 8888, 9333, 18080, 18333, 18888, 19333]
+
+
+def test_a_hosts_own_ports_reach_its_matrix_and_derived_ports():
+    assert platform_matrix("app-a", HOSTVARS)["analytics_api"]["ports"] == [3443]
+    assert platform_matrix("k1", HOSTVARS)["kafka"]["ports"] == [19092]
+    internal = platform_matrix("store-a", HOSTVARS)["seaweedfs_internal"]["ports"]
+    assert 9433 in internal and 19433 in internal and 9333 not in internal
+
+
+def test_endpoints_carry_each_hosts_port():
+    got = platform_endpoints(["app-a", "app-b"], "analytics_api", HOSTVARS)
+    assert [(e["address"], e["port"]) for e in got] == [("10.0.1.13", 3443), ("10.0.2.13", 3001)]
+    assert got[0]["url"] == "https://10.0.1.13:3443" and got[0]["hostport"] == "app-a:3443"
+    assert [e["hostport"] for e in platform_endpoints(["k1"], "kafka", HOSTVARS)] == ["k1:19092"]
+    assert platform_port("edge-a", "nginx", HOSTVARS, 1) == 443
+
+
+def test_a_port_outside_the_inventory_is_the_catalogues_default():
+    assert platform_port("", "postgresql", HOSTVARS) == 5432
+    assert platform_port("10.255.0.2", "postgresql", HOSTVARS) == 5432
+
+
+def test_bad_input_names_the_host_and_variable():
+    with pytest.raises(AnsibleFilterError, match="host 'x': analytics_api_port must be a port number"):
+        platform_endpoints(["x"], "analytics_api", {"x": {"analytics_api_port": "fast"}})
+    with pytest.raises(AnsibleFilterError, match="host 'x': kafka_client_port: port 70000 is out of range"):
+        platform_matrix("x", {"x": {"kafka_client_port": 70000}})
+    with pytest.raises(AnsibleFilterError, match="'nope' is not an endpoint"):
+        platform_endpoints(["app-a"], "nope", HOSTVARS)
+    with pytest.raises(AnsibleFilterError, match="host 'ghost' is not in the inventory"):
+        platform_endpoints(["ghost"], "kafka", HOSTVARS)
+
+
+def test_conflicts_name_both_endpoints_and_their_variables():
+    hv = {"a": {"group_names": ["analytics_api", "pg_sink"], "analytics_api_port": 9101}}
+    assert platform_conflicts("a", hv) == [
+        "port 9101 is claimed by both analytics_api (analytics_api_port) and pg_sink_metrics (pg_sink_metrics_port)"
+    ]
+    derived = {"s": {"group_names": ["seaweedfs"], "seaweedfs_filer_port": 8333}}
+    assert "seaweedfs_s3 (seaweedfs_s3_port)" in platform_conflicts("s", derived)[0]
+    assert platform_conflicts("app-a", HOSTVARS) == []
+
+
+def test_scrape_jobs_tls_endpoints_and_units():
+    jobs = {j["name"]: j for j in platform_scrape_jobs(None, "platform")}
+    assert jobs["node"]["group"] == "platform" and jobs["analytics_api"]["endpoint"] == "analytics_api"
+    assert {j["scheme"] for j in jobs.values()} == {"https"}
+    tls = {e["endpoint"]: e for e in platform_tls_endpoints()}
+    assert tls["postgresql"]["protocol"] == "postgres" and "ssh" not in tls and "kafka_controller" not in tls
+    units = platform_units()
+    assert units["pg-sink"] == {"endpoint": "pg_sink_metrics", "group": "pg_sink", "scheme": "https", "ready": "/ready"}
+
+
+def test_the_audit_follows_each_hosts_ports():
+    api = audit_endpoints(HOSTVARS, ["app-a", "app-b"], endpoint="analytics_api", scheme="https")
+    assert [e["endpoint"] for e in api] == ["https://10.0.1.13:3443", "https://10.0.2.13:3001"]
+    mine = audit_host_endpoints(platform_tls_endpoints(), HOSTVARS["app-a"]["group_names"], HOSTVARS["app-a"])
+    assert {"port": 3443, "service": "analytics_api", "protocol": "tls"} in mine
+    assert {e["port"] for e in mine} == {3443, 9100}
+    want = audit_expected_targets(HOSTVARS, ["app-a", "app-b"], ["reverse_proxy"], "x (outside)", "i (inside)")
+    assert [w["target"] for w in want] == ["port 3443 from x (outside)", "port 3001 from x (outside)"]
+    own = dict(HOSTVARS["app-a"], firewall_port_matrix=platform_matrix("app-a", HOSTVARS))
+    targets = audit_outside_targets(
+        platform_matrix("edge-a", HOSTVARS), {}, dict(HOSTVARS, **{"app-a": own}), ["app-a"]
+    )
+    assert {t["port"] for t in targets} == {22, 3443, 9100}
