@@ -35,6 +35,13 @@ options:
     description: Seconds to wait for the cluster to answer.
     type: int
     default: 30
+attributes:
+  action_group:
+    description: >-
+      Set the connection options once for every Kafka module with C(module_defaults) and the group
+      C(group/analytics.platform.kafka).
+    support: full
+    membership: [analytics.platform.kafka]
 requirements:
   - confluent-kafka >= 2.2 (on the host that runs the module, usually the controller)
 notes:

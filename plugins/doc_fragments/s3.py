@@ -22,6 +22,13 @@ options:
   ca_path:
     description: CA bundle that verifies the endpoint's certificate.
     type: path
+attributes:
+  action_group:
+    description: >-
+      Set the connection options once for every S3 module with C(module_defaults) and the group
+      C(group/analytics.platform.s3).
+    support: full
+    membership: [analytics.platform.s3]
 requirements:
   - boto3 (on the host that runs the module, usually the controller)
 """

@@ -57,3 +57,14 @@ def test_every_description_is_text(path):
     for where, text in descriptions(documentation(path)):
         lines = text if isinstance(text, list) else [text]
         assert all(isinstance(line, str) for line in lines), f"{path.stem} {where}: {lines}"
+
+
+def test_action_groups_match_the_modules_membership():
+    """meta/runtime.yml's action_groups (module_defaults groups) and the modules' action_group attribute agree."""
+    groups = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["action_groups"]
+    declared = {}
+    for path in MODULES:
+        for group in attributes_of(documentation(path)).get("action_group", {}).get("membership", []):
+            declared.setdefault(group.removeprefix("analytics.platform."), []).append(path.stem)
+    assert {g: sorted(m) for g, m in groups.items()} == declared
+    assert set(groups) == {"kafka", "s3"}
