@@ -20,7 +20,7 @@ MOLECULE_JOBS ?= 2
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs
 
-.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site endpoints test lint unit integration \
+.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site endpoints first-steps post-event test lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills bench lab-memory clean
 
 help: ## List the targets
@@ -40,7 +40,7 @@ artifacts: venv ## Build Kafka, SeaweedFS and the service wheelhouse into artifa
 
 setup: host venv image artifacts ## Everything the lab and the tests need on this machine
 
-lab: setup lab-secrets lab-up site e2e endpoints ## Set up this machine, create the three-zone lab, deploy the platform, check it end to end
+lab: setup lab-secrets lab-up site e2e endpoints first-steps ## Set up this machine, create the three-zone lab, deploy the platform, check it end to end
 
 lab-secrets: venv ## Generate the lab's vault (random secrets, vault-encrypted, git-ignored)
 	@echo "==> Generating the lab's secrets into inventories/lab/group_vars/all/vault.yml"
@@ -72,6 +72,12 @@ lab-memory: ## The running lab's memory per service and in total (docs/lab.md)
 
 endpoints: ## Print the lab's endpoints
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) lab/endpoints.yml
+
+first-steps: ## A newcomer's first steps on the lab: the public URL, posting an event, where to see it, the audit
+	@$(LAB_ENV) $(BIN)/python scripts/first_event.py --show
+
+post-event: ## Post one event to the lab through nginx with its API key (read from the vault, never printed)
+	@$(LAB_ENV) $(BIN)/python scripts/first_event.py
 
 test: setup lint unit integration molecule audit-matrix ## The test suite (what CI runs)
 	@echo "==> make test: all stages passed"

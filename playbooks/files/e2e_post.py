@@ -1,6 +1,6 @@
-"""Post N events through the load balancer in batches, as a client would: e2e_post.py HOST CA SESSION N.
+"""Post N events through the load balancer in batches, as a client would: e2e_post.py HOST PORT CA SESSION N.
 
-HTTPS to HOST:443 (verified against CA), POST /analytics/batch. The API key comes from the environment (E2E_API_KEY),
+HTTPS to HOST:PORT (verified against CA), POST /analytics/batch. The API key comes from the environment (E2E_API_KEY),
 never from the arguments. Prints one JSON line: {"accepted": <events answered 202>, "statuses": {<status>: <count>}}.
 A 429 is retried after its Retry-After (the check must not depend on the rate limit's settings).
 """
@@ -12,7 +12,7 @@ import ssl
 import sys
 import time
 
-host, ca, session, total = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+host, port, ca, session, total = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 ctx = ssl.create_default_context(cafile=ca)
 headers = {"content-type": "application/json", "x-api-key": os.environ["E2E_API_KEY"]}
 accepted, statuses, batch = 0, {}, 100
@@ -23,7 +23,7 @@ for start in range(0, total, batch):
     ]
     body = json.dumps({"events": events})
     for _attempt in range(10):
-        conn = http.client.HTTPSConnection(host, 443, context=ctx, timeout=30)
+        conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=30)
         conn.request("POST", "/analytics/batch", body=body, headers=headers)
         response = conn.getresponse()
         response.read()
