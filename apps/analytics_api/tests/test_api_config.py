@@ -40,3 +40,30 @@ def test_service_exits_2_with_one_line(api_env):
     r = subprocess.run([sys.executable, "-m", "analytics_api.main"], env=env, capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == "analytics-api: configuration error: API_KAFKA_BOOTSTRAP is required but not set"
+
+
+def _runtime(hint) -> tuple:
+    """The classes a value of type `hint` may be an instance of (list[str] -> list; Path | None -> Path)."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+    return tuple(typing.get_origin(a) or a for a in args)
+
+
+def test_configuration_is_typed_immutable_and_hides_secrets(api_env):
+    import dataclasses
+    import typing
+    from pathlib import Path
+
+    cfg = load_config({**api_env, "API_PORT": "3443", "API_RATE_WINDOW_SECONDS": "60"})
+    hints = typing.get_type_hints(type(cfg))
+    assert hints["port"] is int and hints["rate_window_seconds"] is float and hints["kafka_bootstrap"] == list[str]
+    assert hints["keys_file"] is Path and hints["tls_cert_file"] == Path | None
+    for f in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        assert value is None or isinstance(value, _runtime(hint)), (f.name, value, hint)
+    assert cfg.port == 3443 and cfg.rate_window_seconds == 60.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.port = 1
+    assert cfg.kafka_password not in repr(cfg) and "kafka_password" not in repr(cfg)

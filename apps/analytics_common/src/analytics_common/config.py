@@ -1,18 +1,22 @@
 """Configuration from environment variables, validated at start-up.
 
-A service declares its settings as a list of `Setting`s; `load()` reads them from the environment and returns a plain
-namespace, or raises `ConfigError` whose message is one line naming the variable. `exit_on_error()` turns that into
-the one-line message on stderr and exit status 2 that the services use at start-up.
+A service declares its settings as a list of `Setting`s; `load()` reads them from the environment and returns a typed,
+immutable configuration (a frozen dataclass whose fields carry each parser's type: int, float, bool, Path, list[str],
+str; secrets hidden from its repr), or raises `ConfigError` whose message is one line naming the variable.
+`exit_on_error()` turns that into the one-line message on stderr and exit status 2 that the services use at start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 
@@ -97,11 +101,30 @@ def choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-def load(settings: list[Setting], prefix: str, environ: Mapping[str, str] | None = None) -> SimpleNamespace:
+def _type_of(s: Setting) -> Any:
+    """The field type of a setting: its parser's return annotation (str for a plain string), optional without a
+    default."""
+    hint = Any if s.parse is not str else str
+    with contextlib.suppress(NameError, TypeError):  # a parser without annotations (a builtin) keeps the fallback
+        hint = typing.get_type_hints(s.parse).get("return", hint)
+    return hint if s.required or s.default is not None else hint | None
+
+
+@cache
+def _config_class(prefix: str, names: tuple[tuple[str, Any, bool], ...]) -> type:
+    """A frozen dataclass for one service's settings (cached: one class per service)."""
+    fields = [(attr, hint, dataclasses.field(repr=not secret)) for attr, hint, secret in names]
+    name = "".join(p.capitalize() for p in prefix.lower().strip("_").split("_")) + "Config"
+    return dataclasses.make_dataclass(name, fields, frozen=True)
+
+
+def load(settings: list[Setting], prefix: str, environ: Mapping[str, str] | None = None):
     env = os.environ if environ is None else environ
     values = {}
+    names = []
     for s in settings:
         attr = s.attr or s.name.removeprefix(prefix).lower()
+        names.append((attr, _type_of(s), s.secret))
         raw = env.get(s.name)
         if raw is None or raw.strip() == "":
             if s.required:
@@ -114,7 +137,7 @@ def load(settings: list[Setting], prefix: str, environ: Mapping[str, str] | None
             if s.secret:  # the parser's message may quote the value
                 raise ConfigError(f"{s.name} is malformed") from None
             raise ConfigError(f"{s.name} is malformed ({raw!r}): {e}") from None
-    return SimpleNamespace(**values)
+    return _config_class(prefix, tuple(names))(**values)
 
 
 def exit_on_error(service: str, loader: Callable[[], Any]) -> Any:

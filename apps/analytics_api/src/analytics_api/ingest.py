@@ -1,0 +1,81 @@
+"""The ingest endpoints' logic: one event, or a batch that is accepted whole or not at all. Each event is checked
+against the contract (analytics_common.events), stamped with the API's own metadata, and acknowledged by Kafka
+before the client hears 202."""
+
+from __future__ import annotations
+
+import logging
+
+from analytics_common.events import Event, EventRecord, clean_header, utcnow
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from analytics_api.auth import ClientAddress, Guard
+from analytics_api.body import parse_json, read_body
+from analytics_api.metrics import EVENTS
+from analytics_api.problems import HTTPProblem, unavailable, validation_problem
+from analytics_api.producer import KafkaUnavailable
+
+log = logging.getLogger("analytics-api")
+
+
+class Ingest:
+    def __init__(self, producer, guard: Guard, address: ClientAddress, max_body_bytes: int, max_batch: int):
+        self.producer, self.guard, self.address = producer, guard, address
+        self.max_body_bytes, self.max_batch = max_body_bytes, max_batch
+
+    def record(self, event: Event, request: Request, key_name: str, received) -> EventRecord:
+        meta = {"ip_address": self.address(request), "api_key": key_name}
+        ua = clean_header(request.headers.get("user-agent"))
+        if ua:
+            meta["user_agent"] = ua
+        # The event was validated against the contract just now; the metadata is the API's own, cleaned above.
+        return EventRecord.model_construct(**dict(event), received_at=received, metadata=meta)
+
+    async def _read(self, request: Request):
+        key_name = self.guard(request)
+        return key_name, parse_json(await read_body(request, self.max_body_bytes))
+
+    async def one(self, request: Request) -> dict:
+        key_name, data = await self._read(request)
+        if not isinstance(data, dict):
+            raise HTTPProblem(422, "invalid field 'body': expected a JSON object (one event)", field="body")
+        try:
+            event = Event.model_validate(data)
+        except ValidationError as e:
+            raise validation_problem(e) from None
+        try:
+            await self.producer.send_one(self.record(event, request, key_name, utcnow()))
+        except KafkaUnavailable:
+            raise unavailable(event_id=str(event.event_id)) from None
+        EVENTS.inc()
+        log.info("event received", extra={"session_id": event.session_id, "event_type": event.event_type})
+        return {"status": "accepted", "event_id": str(event.event_id)}
+
+    async def batch(self, request: Request) -> dict:
+        key_name, data = await self._read(request)
+        items = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not items:
+            raise HTTPProblem(422, "invalid field 'events': expected a non-empty list", field="events")
+        if len(items) > self.max_batch:
+            raise HTTPProblem(413, f"batch of {len(items)} events exceeds the limit of {self.max_batch}")
+        received = utcnow()
+        records = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise HTTPProblem(422, f"invalid field 'events.{i}': expected a JSON object", field=f"events.{i}")
+            try:
+                event = Event.model_validate(item)
+            except ValidationError as e:
+                raise validation_problem(e, f"events.{i}.") from None
+            records.append(self.record(event, request, key_name, received))
+        ids = [str(r.event_id) for r in records]
+        if len(set(ids)) != len(ids):
+            raise HTTPProblem(422, "invalid field 'events': duplicate event_id in the batch", field="events")
+        try:
+            await self.producer.send_batch(records)
+        except KafkaUnavailable:
+            raise unavailable(event_ids=ids) from None
+        EVENTS.inc(len(records))
+        log.info("batch received", extra={"batch_size": len(records)})
+        return {"status": "accepted", "count": len(records), "event_ids": ids}
