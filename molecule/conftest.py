@@ -67,6 +67,24 @@ def ansible_playbook(
     return r
 
 
+def assert_refused(
+    scenario_dir: Path, extra: str, message: str, watch: tuple[str, str] | None = None, preflight_only: bool = True
+) -> subprocess.CompletedProcess:
+    """Bad input: the scenario's converge with `extra` fails, its output names `message`, and what the command
+    `watch` = (host, command) prints on that host is the same before and after (nothing was half-applied). With
+    preflight_only (the default), only the roles' preflight tasks run; a check made later in the run needs False."""
+
+    def snapshot():
+        return lab_host(watch[0]).run(watch[1]).stdout if watch else None
+
+    before = snapshot()
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", extra, preflight_only=preflight_only)
+    assert r.returncode != 0, f"the converge accepted {extra}"
+    assert message in r.output, f"{message!r} not in the output: {r.output[-1500:]}"
+    assert snapshot() == before, f"{watch[1]} on {watch[0]} changed"
+    return r
+
+
 @pytest.fixture(scope="session")
 def scenario_dir() -> Path:
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
