@@ -86,7 +86,7 @@ audit-matrix: venv ## Per audit control: where make test saw it fail (the insecu
 	@echo "==> the audit's proof both ways (scripts/audit_matrix.py)"
 	@$(BIN)/python scripts/audit_matrix.py reports/molecule
 
-lint: venv ## ansible-lint (production profile), ruff and antsibull-changelog lint
+lint: venv ## ansible-lint (production profile), ruff, antsibull-changelog lint and ansible-test sanity
 	@echo "==> antsibull-changelog lint (changelogs/fragments)"
 	@$(BIN)/antsibull-changelog lint
 	@echo "==> ansible-lint (profile production)"
@@ -94,6 +94,7 @@ lint: venv ## ansible-lint (production profile), ruff and antsibull-changelog li
 	@echo "==> ruff"
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@bash scripts/sanity.sh
 
 unit: venv ## Unit tests: plugins, modules and filters (plain Python)
 	@echo "==> unit tests"

@@ -112,9 +112,9 @@ def ansible_module(module: str, args: dict, check: bool = False) -> dict:
     cmd = ["ansible", "localhost", "-i", inventory_dir(), "-m", module, "-a", json.dumps(args)]
     if check:
         cmd.append("--check")
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, env=env, capture_output=True, check=False, text=True, timeout=300)
     start = r.stdout.find("\n{")  # other callbacks (task timing) may print before the JSON document
-    out, _ = json.JSONDecoder().raw_decode(r.stdout[start + 1 :] if start >= 0 else r.stdout)
+    out, _unused = json.JSONDecoder().raw_decode(r.stdout[start + 1 :] if start >= 0 else r.stdout)
     return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
@@ -135,14 +135,20 @@ sys.stdout.write(body.decode("utf-8", "replace"))
 """
 
 
-def http(host, url: str, method: str = "GET", headers: dict | None = None, data: str = "",
-         ca: str = "/etc/analytics-platform/pki/ca.crt") -> tuple[int, str]:  # fmt: skip
+def http(
+    host,
+    url: str,
+    method: str = "GET",
+    headers: dict | None = None,
+    data: str = "",
+    ca: str = "/etc/analytics-platform/pki/ca.crt",
+) -> tuple[int, str]:
     """A request made from a lab host (with its python3; TLS verified against the platform CA): (status, body)."""
     import shlex
 
     args = " ".join(shlex.quote(a) for a in (HTTP_PROBE, url, method, json.dumps(headers or {}), data, ca))
     out = host.run(f"python3 -c {args}").stdout
-    code, _, body = out.partition("\n")
+    code, _unused, body = out.partition("\n")
     return int(code or 0), body
 
 

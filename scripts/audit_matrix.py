@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The audit's proof both ways, per control: where `make test` saw it FAIL (the insecure twin, molecule/insecure) and
 where it saw it PASS (the hardened scenarios), from the reports the scenarios keep in reports/molecule/audit-*.json.
 
@@ -30,8 +29,13 @@ def main() -> int:
         return 1
     rows, missing = [], []
     for control, c in CATALOGUE.items():
-        fails = sorted({f"{r['host']}: {r['target'] or '-'}" for r in reports[INSECURE]
-                        if r["control"] == control and r["status"] == "fail"})  # fmt: skip
+        fails = sorted(
+            {
+                f"{r['host']}: {r['target'] or '-'}"
+                for r in reports[INSECURE]
+                if r["control"] == control and r["status"] == "fail"
+            }
+        )
         passes = []
         for scenario, results in reports.items():
             mine = [r for r in results if r["control"] == control]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Throughput of the services against real servers started here, the same ones the integration tests use: Kafka
 (KRaft, SASL_SSL with SCRAM, ACLs), PostgreSQL 15 (TLS) and SeaweedFS (S3 over TLS), all on 127.0.0.1.
 
@@ -45,14 +44,20 @@ KEY = "bench-key-" + uuid.uuid4().hex
 
 def event(i: int, marker: str) -> dict:
     properties = {"marker": marker, "i": i, "referrer": "https://example.com/"}
-    return {"event_type": "page_view", "session_id": f"s-{i % 500}", "user_id": f"u-{i % 2000}", "page": "/pricing",
-            "properties": properties}  # fmt: skip
+    return {
+        "event_type": "page_view",
+        "session_id": f"s-{i % 500}",
+        "user_id": f"u-{i % 2000}",
+        "page": "/pricing",
+        "properties": properties,
+    }
 
 
 def record(i: int, marker: str) -> EventRecord:
     now = utcnow()
-    return EventRecord(event_id=uuid.uuid4(), timestamp=now, received_at=now, metadata={"ip_address": "192.0.2.1"},
-                       **event(i, marker))  # fmt: skip
+    return EventRecord(
+        event_id=uuid.uuid4(), timestamp=now, received_at=now, metadata={"ip_address": "192.0.2.1"}, **event(i, marker)
+    )
 
 
 def rate(n: int, seconds: float) -> str:
@@ -66,9 +71,17 @@ def start_api(kafka: Kafka, folder: Path, max_batch: int) -> tuple[subprocess.Po
     keys = folder / "keys.json"
     keys.write_text(json.dumps({"bench": hash_key(KEY)}))
     port = free_port()
-    env = {**os.environ, **kafka.env("API_", "analytics-api"), "API_KEYS_FILE": str(keys), "API_PORT": str(port),
-           "API_RATE_LIMIT": "100000000", "API_RATE_BURST": "1000000", "API_MAX_BATCH": str(max_batch),
-           "API_MAX_BODY_BYTES": str(4 * 1024 * 1024), "API_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **os.environ,
+        **kafka.env("API_", "analytics-api"),
+        "API_KEYS_FILE": str(keys),
+        "API_PORT": str(port),
+        "API_RATE_LIMIT": "100000000",
+        "API_RATE_BURST": "1000000",
+        "API_MAX_BATCH": str(max_batch),
+        "API_MAX_BODY_BYTES": str(4 * 1024 * 1024),
+        "API_LOG_LEVEL": "warning",
+    }
     log = (folder / "api.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "analytics_api.main"], env=env, stdout=log, stderr=log)
     wait_port(port, 60, proc, folder / "api.log")
@@ -92,14 +105,16 @@ async def post_all(port: int, bodies: list[tuple[str, dict]], concurrency: int) 
         try:
             while queue:
                 path, body = queue.pop()
-                head = (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                        f"x-api-key: {KEY}\r\ncontent-length: {len(body)}\r\n\r\n")  # fmt: skip
+                head = (
+                    f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                    f"x-api-key: {KEY}\r\ncontent-length: {len(body)}\r\n\r\n"
+                )
                 t = time.perf_counter()
                 writer.write(head.encode() + body)
                 status = int((await reader.readline()).split()[1])
                 length = 0
                 while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode().partition(":")
+                    name, _unused, value = line.decode().partition(":")
                     if name.lower() == "content-length":
                         length = int(value)
                 await reader.readexactly(length)
@@ -109,7 +124,7 @@ async def post_all(port: int, bodies: list[tuple[str, dict]], concurrency: int) 
             writer.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _n in range(concurrency)))
     return time.perf_counter() - start, latencies, statuses
 
 
@@ -123,16 +138,28 @@ def bench_api(kafka: Kafka, folder: Path, n: int, concurrency: int, batch: int) 
         secs, lat, statuses = asyncio.run(post_all(port, singles, concurrency))
         assert statuses == {202: n}, statuses
         p50, p99 = statistics.median(lat) * 1000, statistics.quantiles(lat, n=100)[98] * 1000
-        rows.append((f"API, single events ({concurrency} concurrent clients)", f"{rate(n, secs)} events/s",
-                     f"p50 {p50:.1f} ms, p99 {p99:.1f} ms per request"))  # fmt: skip
-        batches = [("/analytics/batch", {"events": [event(i * batch + j, marker) for j in range(batch)]})
-                   for i in range(max(n // batch, 1) * 4)]  # fmt: skip
+        rows.append(
+            (
+                f"API, single events ({concurrency} concurrent clients)",
+                f"{rate(n, secs)} events/s",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms per request",
+            )
+        )
+        batches = [
+            ("/analytics/batch", {"events": [event(i * batch + j, marker) for j in range(batch)]})
+            for i in range(max(n // batch, 1) * 4)
+        ]
         secs, lat, statuses = asyncio.run(post_all(port, batches, min(concurrency, 8)))
         assert statuses == {202: len(batches)}, statuses
         total = len(batches) * batch
         p50 = statistics.median(lat) * 1000
-        rows.append((f"API, batches of {batch} ({min(concurrency, 8)} concurrent clients)",
-                     f"{rate(total, secs)} events/s", f"p50 {p50:.1f} ms per batch"))  # fmt: skip
+        rows.append(
+            (
+                f"API, batches of {batch} ({min(concurrency, 8)} concurrent clients)",
+                f"{rate(total, secs)} events/s",
+                f"p50 {p50:.1f} ms per batch",
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(30)
@@ -157,16 +184,19 @@ def write_row_by_row(conn: psycopg.Connection, records: list[EventRecord]) -> in
 def bench_write_strategy(postgres: Postgres, n: int, batch: int) -> list[tuple[str, str, str]]:
     rows = []
     with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
-        for name, write in (("COPY + INSERT ... SELECT (pg_sink)", sink_db.write_events),
-                            ("row-by-row INSERT (baseline)", write_row_by_row)):  # fmt: skip
+        for name, write in (
+            ("COPY + INSERT ... SELECT (pg_sink)", sink_db.write_events),
+            ("row-by-row INSERT (baseline)", write_row_by_row),
+        ):
             marker = uuid.uuid4().hex
             records = [record(i, marker) for i in range(n)]
             start = time.perf_counter()
             for i in range(0, n, batch):
                 write(conn, records[i : i + batch])
             secs = time.perf_counter() - start
-            got = conn.execute("SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s",
-                               (marker,)).fetchone()[0]  # fmt: skip
+            got = conn.execute(
+                "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s", (marker,)
+            ).fetchone()[0]
             assert got == n, (name, got)
             rows.append((f"PostgreSQL write, {name}, batches of {batch}", f"{rate(n, secs)} rows/s", f"{n} rows"))
     copy, by_row = (float(r[1].split()[0].replace(",", "")) for r in rows)
@@ -223,10 +253,16 @@ def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[st
         c.execute(f"CREATE ROLE analytics_sink LOGIN PASSWORD '{password}'")
         c.execute("GRANT INSERT, SELECT (event_id, event_time) ON analytics_events TO analytics_sink")
         c.execute("GRANT TEMPORARY ON DATABASE analytics TO analytics_sink")
-    env = {**kafka.env("PGSINK_", "pg-sink"), "PGSINK_GROUP": group, "PGSINK_PG_HOST": "127.0.0.1",
-           "PGSINK_PG_PORT": str(postgres.port), "PGSINK_PG_PASSWORD": password,
-           "PGSINK_PG_CA_FILE": str(postgres.pki["ca"]), "PGSINK_METRICS_PORT": "0",
-           "PGSINK_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **kafka.env("PGSINK_", "pg-sink"),
+        "PGSINK_GROUP": group,
+        "PGSINK_PG_HOST": "127.0.0.1",
+        "PGSINK_PG_PORT": str(postgres.port),
+        "PGSINK_PG_PASSWORD": password,
+        "PGSINK_PG_CA_FILE": str(postgres.pki["ca"]),
+        "PGSINK_METRICS_PORT": "0",
+        "PGSINK_LOG_LEVEL": "warning",
+    }
     conn = psycopg.connect(postgres.dsn(), autocommit=True)
 
     def counted():
@@ -235,8 +271,11 @@ def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[st
 
     startup, per_second = run_until(Sink(load_config(env)), counted, n)
     conn.close()
-    return ("pg_sink end to end (Kafka -> PostgreSQL, batches of 5000 or 1 s)", f"{per_second:,.0f} rows/s",
-            f"{n} events already in Kafka; first rows after {startup:.1f} s (group join), then this rate")  # fmt: skip
+    return (
+        "pg_sink end to end (Kafka -> PostgreSQL, batches of 5000 or 1 s)",
+        f"{per_second:,.0f} rows/s",
+        f"{n} events already in Kafka; first rows after {startup:.1f} s (group join), then this rate",
+    )
 
 
 def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str) -> tuple[str, str, str]:
@@ -248,11 +287,19 @@ def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str) -> tuple[str
     marker = uuid.uuid4().hex
     fill_topic(kafka, n, marker)
     access, secret = weed.identities["delta-writer"]
-    env = {**kafka.env("DELTA_", "delta-writer"), "DELTA_GROUP": group,
-           "DELTA_TABLE_URI": f"s3://analytics/delta/bench-{marker[:8]}", "DELTA_S3_ENDPOINT": weed.endpoint,
-           "DELTA_S3_ACCESS_KEY": access, "DELTA_S3_SECRET_KEY": secret, "DELTA_S3_CA_FILE": str(weed.pki["ca"]),
-           "DELTA_BATCH_ROWS": "10000", "DELTA_BATCH_SECONDS": "5", "DELTA_METRICS_PORT": "0",
-           "DELTA_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **kafka.env("DELTA_", "delta-writer"),
+        "DELTA_GROUP": group,
+        "DELTA_TABLE_URI": f"s3://analytics/delta/bench-{marker[:8]}",
+        "DELTA_S3_ENDPOINT": weed.endpoint,
+        "DELTA_S3_ACCESS_KEY": access,
+        "DELTA_S3_SECRET_KEY": secret,
+        "DELTA_S3_CA_FILE": str(weed.pki["ca"]),
+        "DELTA_BATCH_ROWS": "10000",
+        "DELTA_BATCH_SECONDS": "5",
+        "DELTA_METRICS_PORT": "0",
+        "DELTA_LOG_LEVEL": "warning",
+    }
     cfg = load_config(env)
     table = EventTable(cfg)
     seen = {"at": 0.0, "rows": 0}
@@ -267,17 +314,24 @@ def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str) -> tuple[str
         return seen["rows"]
 
     startup, per_second = run_until(Writer(cfg), counted, n)
-    return ("delta_writer end to end (Kafka -> Delta on S3, batches of 10000 or 5 s)", f"{per_second:,.0f} rows/s",
-            f"{n} events already in Kafka; first commit after {startup:.1f} s, then this rate")  # fmt: skip
+    return (
+        "delta_writer end to end (Kafka -> Delta on S3, batches of 10000 or 5 s)",
+        f"{per_second:,.0f} rows/s",
+        f"{n} events already in Kafka; first commit after {startup:.1f} s, then this rate",
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--events", type=int, default=60000, help="events per measurement (default 60000)")
     ap.add_argument("--concurrency", type=int, default=32, help="concurrent API clients (default 32)")
     ap.add_argument("--batch", type=int, default=100, help="events per API batch post (default 100)")
-    ap.add_argument("--only", choices=["api", "write", "sink", "writer"], action="append",
-                    help="run only these measurements (repeatable)")  # fmt: skip
+    ap.add_argument(
+        "--only",
+        choices=["api", "write", "sink", "writer"],
+        action="append",
+        help="run only these measurements (repeatable)",
+    )
     a = ap.parse_args()
     only = set(a.only or ["api", "write", "sink", "writer"])
     folder = Path(tempfile.mkdtemp(prefix="ap-bench-"))
@@ -296,10 +350,12 @@ def main() -> None:
         if "writer" in only:
             weed.start()
         run = uuid.uuid4().hex[:8]
-        steps = [("api", lambda: bench_api(kafka, folder, a.events, a.concurrency, a.batch)),
-                 ("write", lambda: bench_write_strategy(postgres, a.events, 5000)),
-                 ("sink", lambda: [bench_sink(kafka, postgres, a.events, f"pg-sink-bench-{run}")]),
-                 ("writer", lambda: [bench_writer(kafka, weed, a.events, f"delta-writer-bench-{run}")])]  # fmt: skip
+        steps = [
+            ("api", lambda: bench_api(kafka, folder, a.events, a.concurrency, a.batch)),
+            ("write", lambda: bench_write_strategy(postgres, a.events, 5000)),
+            ("sink", lambda: [bench_sink(kafka, postgres, a.events, f"pg-sink-bench-{run}")]),
+            ("writer", lambda: [bench_writer(kafka, weed, a.events, f"delta-writer-bench-{run}")]),
+        ]
         for name, step in steps:
             if name in only:
                 print(f"==> {name}", file=sys.stderr)

@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 need_root
 
 # chromium: the audit report's HTML page is checked in a real headless browser (scripts/check_audit_report.py).
-pkgs=(docker.io debootstrap apt-cacher-ng iptables curl chromium)
+# The shellcheck program: ansible-test sanity (make lint) checks the shell scripts with it.
+pkgs=(docker.io debootstrap apt-cacher-ng iptables curl chromium shellcheck)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

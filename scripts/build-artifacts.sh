@@ -14,11 +14,12 @@ SEAWEEDFS_MODULE=github.com/seaweedfs/seaweedfs/weed
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 mkdir -p "$AP_ARTIFACTS" "$AP_CACHE/stamps"
-cd "$AP_ARTIFACTS"
+cd "$AP_ARTIFACTS" || die "cannot enter $AP_ARTIFACTS"
 
 # fresh NAME RECIPE: true when NAME exists, was built from RECIPE and still matches its recorded checksum.
 fresh() {
-  local name=$1 recipe=$2 stamp="$AP_CACHE/stamps/$(echo "$AP_ARTIFACTS/$1" | sha256sum | cut -c1-16)"
+  local name=$1 recipe=$2 stamp
+  stamp="$AP_CACHE/stamps/$(echo "$AP_ARTIFACTS/$1" | sha256sum | cut -c1-16)"
   [ -e "$name" ] && [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$recipe" ] || return 1
   if [ -d "$name" ]; then
     (cd "$name" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1)
@@ -27,7 +28,8 @@ fresh() {
   fi
 }
 stamp() {
-  local name=$1 recipe=$2 stamp="$AP_CACHE/stamps/$(echo "$AP_ARTIFACTS/$1" | sha256sum | cut -c1-16)"
+  local name=$1 recipe=$2 stamp
+  stamp="$AP_CACHE/stamps/$(echo "$AP_ARTIFACTS/$1" | sha256sum | cut -c1-16)"
   # A directory's stamp holds only the recipe: its own SHA256SUMS is what `fresh` verifies.
   { echo "$recipe"; if [ -f "$name" ]; then sha256sum "$name" | cut -d' ' -f1; fi; } >"$stamp"
 }
@@ -88,7 +90,7 @@ if [ ${#apps[@]} -gt 0 ]; then
                 -not -path '*/tests/*' -print0 | sort -z | xargs -0 cat | cat - "$SELF" "$AP_ROOT/apps/constraints.txt" \
                 | sha256sum | cut -c1-16)
   if fresh wheelhouse "$wh_recipe"; then
-    step "Wheelhouse: up to date ($(ls wheelhouse/*.whl | wc -l) wheels)"
+    step "Wheelhouse: up to date ($(find wheelhouse -maxdepth 1 -name '*.whl' | wc -l) wheels)"
   else
     step "Wheelhouse: building wheels for ${#apps[@]} services and their dependencies (log: $AP_CACHE/wheelhouse.log)"
     rm -rf wheelhouse.tmp && mkdir -p wheelhouse.tmp
@@ -110,7 +112,7 @@ if [ ${#apps[@]} -gt 0 ]; then
     (cd wheelhouse.tmp && sha256sum -- *.whl >SHA256SUMS)
     rm -rf wheelhouse && mv wheelhouse.tmp wheelhouse
     stamp wheelhouse "$wh_recipe"
-    step "Wheelhouse: $(ls wheelhouse/*.whl | wc -l) wheels ($(du -sh wheelhouse | cut -f1))"
+    step "Wheelhouse: $(find wheelhouse -maxdepth 1 -name '*.whl' | wc -l) wheels ($(du -sh wheelhouse | cut -f1))"
   fi
 fi
 

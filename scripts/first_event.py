@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A newcomer's first steps on the lab (make lab ends with `--show`; make post-event runs it without).
 
 Without options: POST one event to the lab's public endpoint (nginx, TLS verified against the lab's CA) with the lab's

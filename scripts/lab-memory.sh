@@ -15,7 +15,7 @@ for c in "${containers[@]}"; do
   while read -r kib unit; do
     mib=$(( kib / 1024 ))
     total_rss=$(( total_rss + kib ))
-    printf '| %s | %s | %s |\n' "${c#ap-${lab}-}" "$unit" "$mib"
+    printf '| %s | %s | %s |\n' "${c#ap-"${lab}"-}" "$unit" "$mib"
   done < <(docker exec "$c" ps -eo rss=,unit= | awk '
       { rss[$2] += $1 }
       END { for (u in rss) { if (rss[u] >= 20480) print rss[u], u; else small += rss[u] } print small, "base system" }' \

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Keep each role's README and argument_specs in step with its defaults.
 
 The description of each variable in meta/argument_specs.yml is the comment directly above it in defaults/main.yml
@@ -140,7 +139,7 @@ def process(role: Path, check: bool) -> list[str]:
     if BEGIN not in text or END not in text:
         return [f"{readme.relative_to(ROOT)}: no {BEGIN} ... {END} markers"]
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    _unused, tail = rest.split(END, 1)
     new = f"{head}{BEGIN}\n{render(spec, defaults)}\n{END}{tail}"
     if new == text:
         return []

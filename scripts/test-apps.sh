@@ -39,9 +39,10 @@ if [ "$(cat "$APPS_VENV/.stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$APPS_VENV/.stamp"
 fi
 
-cd "$AP_ROOT"
+cd "$AP_ROOT" || die "cannot enter $AP_ROOT"
 # Import the services from their source trees (so tests run against the checkout) with the wheelhouse's dependencies.
-export PYTHONPATH="$(printf '%s:' "$AP_ROOT"/apps/*/src)"
+PYTHONPATH="$(printf '%s:' "$AP_ROOT"/apps/*/src)"
+export PYTHONPATH
 if [ "${1:-}" = --bench ]; then
   shift
   step "Benchmarks of the services against real servers (scripts/benchmark.py $*)"
@@ -63,5 +64,6 @@ for s in "${services[@]}"; do [ -d "apps/$s/tests" ] && args+=("apps/$s/tests");
 # The collection's probes against the same real servers (tests/live), with the tool chain's Python (Ansible and the
 # modules' libraries) and the fixtures package from its source tree.
 step "The audit's probes against real servers (tests/live)"
+# shellcheck disable=SC2153 # AP_VENV is set by lib.sh (not a misspelling of APPS_VENV)
 PYTHONPATH="$AP_ROOT/apps/testing/src" ANSIBLE_CONFIG="$AP_ROOT/ansible.cfg" \
   exec "$AP_VENV/bin/python" -m pytest -p no:cacheprovider -p no:analytics_testing -p analytics_testing.fixtures tests/live "$@"

@@ -32,3 +32,33 @@ attributes:
 requirements:
   - boto3 (on the host that runs the module, usually the controller)
 """
+
+    # The service identities and what each may do (s3_contract, s3_audit: identities_argument_spec in module_utils/s3).
+    IDENTITIES = r"""
+options:
+  identities:
+    description:
+      - Service identities and what each may do on the data bucket.
+      - Actions not listed in O(identities[].expect) are expected to be denied, and so are other buckets and bucket
+        creation.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The identity's name (used in the check's name).
+        type: str
+        required: true
+      access_key:
+        description: Its access key.
+        type: str
+        required: true
+      secret_key:
+        description: Its secret key.
+        type: str
+        required: true
+      expect:
+        description: The actions it may do, among C(read), C(write), C(list) (true or false).
+        type: dict
+        default: {}
+"""

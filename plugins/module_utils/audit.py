@@ -137,8 +137,16 @@ def guarded(control: str, target: str, probe, *args, **kwargs) -> list[dict]:
         out = probe(*args, **kwargs)
     except Exception as e:  # any failure of the probe itself: the control could not be decided
         tb = traceback.format_exc(limit=3).strip().splitlines()
-        return [result(control, "error", f"the probe failed: {type(e).__name__}: {e}"[:400], target,
-                       exception=type(e).__name__, trace=tb[-3:])]  # fmt: skip
+        return [
+            result(
+                control,
+                "error",
+                f"the probe failed: {type(e).__name__}: {e}"[:400],
+                target,
+                exception=type(e).__name__,
+                trace=tb[-3:],
+            )
+        ]
     return out if isinstance(out, list) else [out]
 
 

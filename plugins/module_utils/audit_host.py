@@ -170,8 +170,11 @@ def listening_ports(allowed: list[int]) -> dict:
     if not listening and not os.path.exists("/proc/net/tcp"):
         raise RuntimeError("/proc/net/tcp cannot be read")
     extra = {port: _owners(inodes) for port, inodes in sorted(listening.items()) if port not in set(allowed)}
-    ev = {"listening": sorted(listening), "allowed_by_matrix": sorted(set(allowed)),
-          "not_in_matrix": {str(p): who for p, who in extra.items()}}  # fmt: skip
+    ev = {
+        "listening": sorted(listening),
+        "allowed_by_matrix": sorted(set(allowed)),
+        "not_in_matrix": {str(p): who for p, who in extra.items()},
+    }
     if extra:
         named = ", ".join(f"{p} ({', '.join(who) or '?'})" for p, who in extra.items())
         return result(
@@ -186,15 +189,21 @@ def security_updates(run, max_days: int) -> dict:
     if rc != 0:
         raise RuntimeError(f"apt-get -s upgrade failed ({rc}): {(err or out).strip()[-200:]}")
     pending = [line.split()[1] for line in out.splitlines() if line.startswith("Inst ") and "-security" in line]
-    rc_c, conf, _ = run(["apt-config", "dump", "APT::Periodic::Unattended-Upgrade"])
+    rc_c, conf, _unused = run(["apt-config", "dump", "APT::Periodic::Unattended-Upgrade"])
     enabled = rc_c == 0 and '"1"' in conf
-    rc_q, status, _ = run(["dpkg-query", "-W", "-f=${Status}", "unattended-upgrades"])
+    rc_q, status, _unused = run(["dpkg-query", "-W", "-f=${Status}", "unattended-upgrades"])
     installed = rc_q == 0 and "ok installed" in status
     stamp = "/var/lib/apt/periodic/unattended-upgrades-stamp"
     last_days = int((time.time() - os.stat(stamp).st_mtime) // 86400) if os.path.exists(stamp) else None
     stale = bool(pending) and (last_days is None or last_days > max_days)
-    ev = {"unattended_upgrades": enabled and installed, "installed": installed, "enabled": enabled,
-          "pending_security": len(pending), "pending": pending[:20], "last_run_days": last_days}  # fmt: skip
+    ev = {
+        "unattended_upgrades": enabled and installed,
+        "installed": installed,
+        "enabled": enabled,
+        "pending_security": len(pending),
+        "pending": pending[:20],
+        "last_run_days": last_days,
+    }
     if not (enabled and installed):
         return result("security_updates", "fail", "unattended security upgrades are OFF", "unattended-upgrades", **ev)
     if stale:
@@ -204,14 +213,20 @@ def security_updates(run, max_days: int) -> dict:
 
 
 def auditd(run, rules_file: str) -> dict:
-    rc_v, _, _ = run(["systemd-detect-virt", "--container"])
+    rc_v, _unused, _unused2 = run(["systemd-detect-virt", "--container"])
     container = rc_v == 0
     rules = os.path.isfile(rules_file) and os.path.getsize(rules_file) > 0
-    _rc, active, _ = run(["systemctl", "is-active", "auditd"])
-    rc_l, listed, _ = run(["auditctl", "-l"])
+    _rc, active, _unused = run(["systemctl", "is-active", "auditd"])
+    rc_l, listed, _unused = run(["auditctl", "-l"])
     loaded = sum(" -k " in line for line in listed.splitlines()) if rc_l == 0 else 0
-    ev = {"component": "auditd", "container": container, "rules_file": rules_file, "rules_installed": rules,
-          "active": active.strip(), "loaded_rules": loaded}  # fmt: skip
+    ev = {
+        "component": "auditd",
+        "container": container,
+        "rules_file": rules_file,
+        "rules_installed": rules,
+        "active": active.strip(),
+        "loaded_rules": loaded,
+    }
     if not rules:
         return result("audit_logging", "fail", f"no audit rules installed ({rules_file})", "auditd", **ev)
     if container:

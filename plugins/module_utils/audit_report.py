@@ -51,8 +51,16 @@ def complete(results: list[dict], expected: list[dict]) -> list[dict]:
             pairs.add((e["host"], e["control"]))
             triples.add((e["host"], e["control"], target))
             reason = e.get("reason") or "no probe reported on this control for this host"
-            out.append({"host": e["host"], "control": e["control"], "target": target, "status": "error",
-                        "reason": reason, "evidence": {"expected": True}})  # fmt: skip
+            out.append(
+                {
+                    "host": e["host"],
+                    "control": e["control"],
+                    "target": target,
+                    "status": "error",
+                    "reason": reason,
+                    "evidence": {"expected": True},
+                }
+            )
     return out
 
 

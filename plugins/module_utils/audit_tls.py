@@ -59,8 +59,9 @@ def probe(p: dict) -> dict:
             cert = tls.getpeercert()
     except ssl.SSLCertVerificationError as e:
         evidence.update(verified=False, verify_error=e.verify_message or str(e))
-        return result(p["control"], "fail", f"{endpoint}: the certificate does not verify ({e.verify_message})",
-                      **evidence)  # fmt: skip
+        return result(
+            p["control"], "fail", f"{endpoint}: the certificate does not verify ({e.verify_message})", **evidence
+        )
     except ssl.SSLError as e:
         evidence.update(error=str(e))
         return result(p["control"], "fail", f"{endpoint}: no TLS 1.2+ handshake ({e.reason or e})", **evidence)
@@ -97,13 +98,15 @@ def probe(p: dict) -> dict:
     evidence.update(refused_below_floor=refused, accepted_below_floor=accepted)
 
     if accepted:
-        return result(p["control"], "fail", f"{endpoint} accepts {', '.join(accepted)} (floor {p['min_protocol']})",
-                      **evidence)  # fmt: skip
+        return result(
+            p["control"], "fail", f"{endpoint} accepts {', '.join(accepted)} (floor {p['min_protocol']})", **evidence
+        )
     if days_left < p["min_days"]:
         return result(p["control"], "fail", f"{endpoint}: the certificate expires in {days_left} days", **evidence)
     return result(
-        p["control"], "pass",
+        p["control"],
+        "pass",
         f"{endpoint}: {evidence['protocol']}, chain verifies for {server_name}, {days_left} days left, "
         f"{', '.join(refused) or 'nothing'} below the floor refused",
         **evidence,
-    )  # fmt: skip
+    )

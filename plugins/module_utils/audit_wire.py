@@ -98,8 +98,9 @@ def _pg_error(payload: bytes) -> dict:
     return fields
 
 
-def pg_login(host: str, port: int, user: str, password: str, database: str, ca_path: str | None = None,
-             timeout: float = 5.0) -> tuple[str, str]:  # fmt: skip
+def pg_login(
+    host: str, port: int, user: str, password: str, database: str, ca_path: str | None = None, timeout: float = 5.0
+) -> tuple[str, str]:
     """Log in to PostgreSQL as `user`; TLS when the server offers it (any certificate), else in clear text."""
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
@@ -184,8 +185,15 @@ def kafka_plaintext(host: str, port: int, timeout: float) -> bool:
         sock.close()
 
 
-def kafka_login(host: str, port: int, user: str, password: str, ca_path: str | None = None,
-                mechanism: str = "SCRAM-SHA-512", timeout: float = 5.0) -> tuple[str, str]:  # fmt: skip
+def kafka_login(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    ca_path: str | None = None,
+    mechanism: str = "SCRAM-SHA-512",
+    timeout: float = 5.0,
+) -> tuple[str, str]:
     """Log in to a SASL_SSL listener with SCRAM (any certificate)."""
     raw = socket.create_connection((host, port), timeout=timeout)
     with tls_context(ca_path, verify=False).wrap_socket(raw) as sock:
@@ -220,8 +228,14 @@ def _sasl_authenticate(sock, correlation: int, message: bytes) -> tuple[int, str
 
 
 # --- S3 -------------------------------------------------------------------------------------------------------------
-def s3_login(endpoint: str, access_key: str, secret_key: str, ca_path: str | None = None, region: str = "us-east-1",
-             timeout: float = 5.0) -> tuple[str, str]:  # fmt: skip
+def s3_login(
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    ca_path: str | None = None,
+    region: str = "us-east-1",
+    timeout: float = 5.0,
+) -> tuple[str, str]:
     """A Signature V4 ListBuckets with these credentials (any certificate)."""
     u = urlparse(endpoint)
     host = u.netloc

@@ -22,6 +22,11 @@ DEFAULT_CREDENTIALS = [("minioadmin", "minioadmin"), ("admin", "admin"), ("admin
 REFUSALS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "Forbidden", "403"}
 
 
+def read_body(response) -> bytes:
+    """The bytes of a get_object answer (read inside the call classify() times)."""
+    return response["Body"].read()
+
+
 def result(check, passed, evidence):
     return {"check": check, "passed": passed, "evidence": evidence}
 
@@ -139,7 +144,7 @@ def check_anonymous(make_client, tracker: Tracker):
     anon = make_client(anonymous=True)
     answers = {
         "list": classify(lambda: anon.list_objects_v2(Bucket=bucket, MaxKeys=1)),
-        "get": classify(lambda: anon.get_object(Bucket=bucket, Key=readable)["Body"].read()),
+        "get": classify(lambda: read_body(anon.get_object(Bucket=bucket, Key=readable))),
         "put": classify(lambda: anon.put_object(Bucket=bucket, Key=tracker.key("anonymous-put"), Body=b"x")),
     }
     passed = _verdict(answers, ["list", "get", "put"])
@@ -159,7 +164,9 @@ def check_default_credentials(make_client):
         return result("default_credentials_rejected", False, f"accepted: {', '.join(accepted)}")
     if unknown:
         return result("default_credentials_rejected", None, f"undecided: {'; '.join(unknown)}")
-    return result("default_credentials_rejected", True, f"refused: {', '.join(k for k, _ in DEFAULT_CREDENTIALS)}")
+    return result(
+        "default_credentials_rejected", True, f"refused: {', '.join(k for k, _secret in DEFAULT_CREDENTIALS)}"
+    )
 
 
 def check_identity(make_client, tracker: Tracker, other_bucket, name, creds, expect):
@@ -171,7 +178,7 @@ def check_identity(make_client, tracker: Tracker, other_bucket, name, creds, exp
     tracker.admin.put_object(Bucket=bucket, Key=seed, Body=b"audit probe: identity read")
     answers = {
         "write": classify(lambda: c.put_object(Bucket=bucket, Key=tracker.key(f"{name}-write"), Body=b"contract")),
-        "read": classify(lambda: c.get_object(Bucket=bucket, Key=seed)["Body"].read()),
+        "read": classify(lambda: read_body(c.get_object(Bucket=bucket, Key=seed))),
         "list": classify(lambda: c.list_objects_v2(Bucket=bucket, Prefix=tracker.prefix, MaxKeys=5)),
         "other_bucket": classify(lambda: c.list_objects_v2(Bucket=other_bucket, MaxKeys=1)),
         "create_bucket": classify(lambda: c.create_bucket(Bucket=tracker.new_bucket(name.replace("_", "-")))),
@@ -200,16 +207,21 @@ def check_bucket_policy(admin, bucket):
     if state == "unknown" and detail.startswith("NoSuchBucketPolicy"):
         return result("bucket_policy", True, f"bucket {bucket} has no bucket policy")
     if state == "unknown" and detail.split(":")[0] in ("NotImplemented", "MethodNotAllowed", "XNotImplemented"):
-        return result("bucket_policy", True, f"the store has no bucket policies ({detail.split(':')[0]}); "
-                      "its identities alone decide")  # fmt: skip
+        return result(
+            "bucket_policy",
+            True,
+            f"the store has no bucket policies ({detail.split(':')[0]}); its identities alone decide",
+        )
     if state != "allowed":
         return result("bucket_policy", None, f"the policy of {bucket} could not be read: {detail}")
     policy = json.loads(admin.get_bucket_policy(Bucket=bucket)["Policy"])
     public = []
     for st in policy.get("Statement", []):
         principal = st.get("Principal")
-        everyone = principal == "*" or (isinstance(principal, dict) and "*" in [principal.get("AWS"), *(
-            principal.get("AWS") if isinstance(principal.get("AWS"), list) else [])])  # fmt: skip
+        everyone = principal == "*" or (
+            isinstance(principal, dict)
+            and "*" in [principal.get("AWS"), *(principal.get("AWS") if isinstance(principal.get("AWS"), list) else [])]
+        )
         if st.get("Effect") == "Allow" and everyone:
             public.append(str(st.get("Action")))
     if public:

@@ -17,7 +17,7 @@ description:
   - Read-only (the requests carry no valid key, so no event is accepted) and safe in check mode. An unreachable load
     balancer is an C(error) result, never a pass.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - analytics.platform.probe
@@ -116,8 +116,9 @@ def auth(p, target):
     if without in (401, 403, 202, 200, 201, 204) and wrong in (401, 403, 202, 200, 201, 204):
         reason = f"without a key: {without}, with a wrong key: {wrong} (expected 401)"
         return result("api_auth", "fail", reason, target, **ev)
-    return result("api_auth", "error", f"unexpected answers: {without} without a key, {wrong} with a wrong one", target,
-                  **ev)  # fmt: skip
+    return result(
+        "api_auth", "error", f"unexpected answers: {without} without a key, {wrong} with a wrong one", target, **ev
+    )
 
 
 def rate_limit(p, target):
@@ -126,7 +127,7 @@ def rate_limit(p, target):
             pool.map(lambda _: request(p, headers={"x-api-key": "audit-probe-not-a-key"}), range(p["burst"]))
         )
     codes = {}
-    for status, _ in answers:
+    for status, _unused in answers:
         codes[status] = codes.get(status, 0) + 1
     limited = [h for s, h in answers if s == 429]
     ev = {"burst": p["burst"], "statuses": codes, "retry_after": limited[0].get("retry-after") if limited else None}
@@ -137,8 +138,11 @@ def rate_limit(p, target):
 
 def cors(p, target):
     def preflight(origin):
-        headers = {"origin": origin, "access-control-request-method": "POST",
-                   "access-control-request-headers": "content-type,x-api-key"}  # fmt: skip
+        headers = {
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,x-api-key",
+        }
         status, h = request(p, method="OPTIONS", headers=headers, body=None)
         return status, h.get("access-control-allow-origin")
 

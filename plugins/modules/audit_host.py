@@ -25,7 +25,7 @@ description:
     gives an C(error) for its control and target, never a pass and never a missing entry. Read-only; safe in check
     mode.
 version_added: 0.2.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - analytics.platform.probe
@@ -122,7 +122,7 @@ def main():
             "ca_path": {"type": "path", "required": True},
             "matrix_ports": {"type": "list", "elements": "int", "required": True},
             "secrets": {"type": "dict", "default": {}, "no_log": True},
-            "secret_paths": {"type": "list", "elements": "path", "default": probes.SECRET_PATHS},
+            "secret_paths": {"type": "list", "elements": "path", "default": probes.SECRET_PATHS, "no_log": False},
             "journal_days": {"type": "int", "default": 30},
             "update_max_days": {"type": "int", "default": 2},
             "audit_rules_file": {"type": "path", "default": "/etc/audit/rules.d/50-analytics-platform.rules"},
@@ -147,9 +147,18 @@ def main():
         out.append(result("tls", "not_applicable", reason, "endpoints", groups_checked=True))
     for ep in p["tls_endpoints"]:
         target = f"{ep.get('service', 'port')}:{ep['port']}"
-        params = {"host": p["address"] or p["server_name"], "port": int(ep["port"]), "server_name": p["server_name"],
-                  "ca_path": p["ca_path"], "protocol": ep.get("protocol", "tls"), "min_protocol": "TLSv1.2",
-                  "min_days": 14, "timeout": p["timeout"], "control": "tls", "target": target}  # fmt: skip
+        params = {
+            "host": p["address"] or p["server_name"],
+            "port": int(ep["port"]),
+            "server_name": p["server_name"],
+            "ca_path": p["ca_path"],
+            "protocol": ep.get("protocol", "tls"),
+            "min_protocol": "TLSv1.2",
+            "min_days": 14,
+            "timeout": p["timeout"],
+            "control": "tls",
+            "target": target,
+        }
         out += guarded("tls", target, tls_probe, params)
     out += guarded("firewall", "listening ports", probes.listening_ports, p["matrix_ports"])
     out += guarded("secrets", "process arguments", probes.secrets_in_processes, p["secrets"])
@@ -163,8 +172,10 @@ def main():
             settings = probes.pg_settings(run, p["postgresql_database"])
         except Exception as e:  # the server did not answer or answered nonsense: both controls are undecided
             reason = f"the probe failed: {type(e).__name__}: {e}"[:400]
-            out += [result("db_encryption", "error", reason, "postgresql settings and pg_hba"),
-                    result("audit_logging", "error", reason, "pgaudit")]  # fmt: skip
+            out += [
+                result("db_encryption", "error", reason, "postgresql settings and pg_hba"),
+                result("audit_logging", "error", reason, "pgaudit"),
+            ]
         else:
             out += probes.pg_evaluate(settings)
     module.exit_json(changed=False, audit=out)

@@ -17,7 +17,7 @@ description:
     resolve, no route, an unexpected answer), never a pass.
   - Read-only (a successful login is closed at once) and safe in check mode.
 version_added: 0.2.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - analytics.platform.probe
@@ -103,20 +103,29 @@ def attempt(fn, *args):
 def judge(host: str, component: str, vantage: str, tried: list[tuple[str, tuple[str, str]]], extra=None) -> dict:
     accepted = [f"{who} ({detail})" for who, (verdict, detail) in tried if verdict == "accepted"]
     errors = [f"{who}: {detail}" for who, (verdict, detail) in tried if verdict == "error"]
-    ev = {"component": component, "vantage": vantage,
-          "answers": {who: f"{verdict}: {detail}" for who, (verdict, detail) in tried}, **(extra or {})}  # fmt: skip
+    ev = {
+        "component": component,
+        "vantage": vantage,
+        "answers": {who: f"{verdict}: {detail}" for who, (verdict, detail) in tried},
+        **(extra or {}),
+    }
     target = f"{component} logins from {vantage}"
     if accepted:
         r = result(
             "default_passwords", "fail", f"{component} accepts from {vantage}: {', '.join(accepted)}", target, **ev
         )
     elif errors:
-        r = result("default_passwords", "error", f"{component}: could not try every login from {vantage}: {errors[0]}",
-                   target, **ev)  # fmt: skip
+        r = result(
+            "default_passwords",
+            "error",
+            f"{component}: could not try every login from {vantage}: {errors[0]}",
+            target,
+            **ev,
+        )
     elif not tried:
         r = result("default_passwords", "error", f"{component}: no login to try", target, **ev)
     else:
-        no_entry = sum(verdict == "no_entry" for _, (verdict, _) in tried)
+        no_entry = sum(verdict == "no_entry" for _unused, (verdict, _unused2) in tried)
         reason = f"{component} refuses the {len(tried)} default and weak logins tried from {vantage}"
         reason += f" ({no_entry} not allowed from here at all)" if no_entry else ""
         r = result("default_passwords", "pass", reason, target, **ev)
@@ -163,17 +172,38 @@ def main():
             out.append(dict(result("default_passwords", "fail", reason, target, plaintext=True, **ev), host=s["host"]))
             continue
         if component == "postgresql":
-            jobs += [(s["host"], component, lg["user"], wire.pg_login,
-                      (address, port, lg["user"], lg["password"], lg.get("db", "postgres"), None, t))
-                     for lg in p["postgresql_logins"]]  # fmt: skip
+            jobs += [
+                (
+                    s["host"],
+                    component,
+                    lg["user"],
+                    wire.pg_login,
+                    (address, port, lg["user"], lg["password"], lg.get("db", "postgres"), None, t),
+                )
+                for lg in p["postgresql_logins"]
+            ]
         elif component == "kafka":
-            jobs += [(s["host"], component, lg["user"], wire.kafka_login,
-                      (address, port, lg["user"], lg["password"], None, "SCRAM-SHA-512", t))
-                     for lg in p["kafka_logins"]]  # fmt: skip
+            jobs += [
+                (
+                    s["host"],
+                    component,
+                    lg["user"],
+                    wire.kafka_login,
+                    (address, port, lg["user"], lg["password"], None, "SCRAM-SHA-512", t),
+                )
+                for lg in p["kafka_logins"]
+            ]
         else:
-            jobs += [(s["host"], component, c["access_key"], wire.s3_login,
-                      (s["endpoint"], c["access_key"], c["secret_key"], None, "us-east-1", t))
-                     for c in p["s3_credentials"]]  # fmt: skip
+            jobs += [
+                (
+                    s["host"],
+                    component,
+                    c["access_key"],
+                    wire.s3_login,
+                    (s["endpoint"], c["access_key"], c["secret_key"], None, "us-east-1", t),
+                )
+                for c in p["s3_credentials"]
+            ]
         if not any(j[0] == s["host"] and j[1] == component for j in jobs):
             out.append(judge(s["host"], component, p["vantage"], []))
     with ThreadPoolExecutor(max_workers=16) as pool:

@@ -21,7 +21,7 @@ description:
     before anything is written.
   - Fails (after writing the report) when any entry fails or errors and O(fail_on_findings) is true.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:

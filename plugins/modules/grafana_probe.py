@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: grafana_probe
 short_description: Audit probe - Grafana refuses its default admin login and offers OAuth sign-in
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 description:
   - Read-only probe for C(playbooks/audit.yml), run where Grafana's HTTP port is reachable (usually the controller).
   - "Admin password: posts each of O(default_logins) to Grafana's C(/login) API (the form the sign-in page uses).
@@ -98,22 +98,28 @@ def ask(p, method, path, body=None):
 def admin_login(p):
     accepted, answers = [], {}
     for d in p["default_logins"]:
-        status, _ = ask(p, "POST", "/login", json.dumps({"user": d["user"], "password": d["password"]}))
+        status, _unused = ask(p, "POST", "/login", json.dumps({"user": d["user"], "password": d["password"]}))
         answers[d["user"]] = status
         if status == 200:
             accepted.append(f"{d['user']}/{d['password']}")
     ev = {"component": "grafana", "check": "admin_password", "url": p["url"], "answers": answers}
     if accepted:
         reason = f"{p['url']} accepts the default login {', '.join(accepted)}"
-        return [result("default_passwords", "fail", reason, "grafana admin login", **ev),
-                result("grafana", "fail", reason, "admin login", **ev)]  # fmt: skip
+        return [
+            result("default_passwords", "fail", reason, "grafana admin login", **ev),
+            result("grafana", "fail", reason, "admin login", **ev),
+        ]
     if all(s in (400, 401) for s in answers.values()):
         reason = f"{p['url']} refuses the default login(s) ({', '.join(answers)})"
-        return [result("default_passwords", "pass", reason, "grafana admin login", **ev),
-                result("grafana", "pass", reason, "admin login", **ev)]  # fmt: skip
+        return [
+            result("default_passwords", "pass", reason, "grafana admin login", **ev),
+            result("grafana", "pass", reason, "admin login", **ev),
+        ]
     reason = f"{p['url']} answered the login with {answers} (expected 401)"
-    return [result("default_passwords", "error", reason, "grafana admin login", **ev),
-            result("grafana", "error", reason, "admin login", **ev)]  # fmt: skip
+    return [
+        result("default_passwords", "error", reason, "grafana admin login", **ev),
+        result("grafana", "error", reason, "admin login", **ev),
+    ]
 
 
 def oauth(p):
@@ -122,8 +128,11 @@ def oauth(p):
     for name in p["oauth_providers"]:
         status, location = ask(p, "GET", f"/login/{name}")
         redirects[name] = {"status": status, "location": location.split("?")[0]}
-    enabled = sorted(n for n, r in redirects.items() if r["status"] in (301, 302, 303, 307)
-                     and urlparse(r["location"]).netloc not in ("", own))  # fmt: skip
+    enabled = sorted(
+        n
+        for n, r in redirects.items()
+        if r["status"] in (301, 302, 303, 307) and urlparse(r["location"]).netloc not in ("", own)
+    )
     ev = {"check": "oauth", "url": p["url"], "providers": redirects}
     if enabled:
         return result("grafana", "pass", f"{p['url']} signs in through OAuth ({', '.join(enabled)})", "oauth", **ev)
@@ -159,9 +168,11 @@ def main():
         out = [*admin_login(p), oauth(p)]
     except (OSError, http.client.HTTPException) as e:  # TLS, refused, timeout: an error, never a pass
         reason = f"{p['url']} did not answer: {e}"
-        out = [result("default_passwords", "error", reason, "grafana admin login", url=p["url"]),
-               result("grafana", "error", reason, "admin login", url=p["url"]),
-               result("grafana", "error", reason, "oauth", url=p["url"])]  # fmt: skip
+        out = [
+            result("default_passwords", "error", reason, "grafana admin login", url=p["url"]),
+            result("grafana", "error", reason, "admin login", url=p["url"]),
+            result("grafana", "error", reason, "oauth", url=p["url"]),
+        ]
     if p["host"]:
         out = [dict(r, host=p["host"]) for r in out]
     module.exit_json(changed=False, audit=out)

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: inventory_secrets
 short_description: Audit probe - no secret is written in plain text in the inventory
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 description:
   - Read-only probe for C(playbooks/audit.yml), run on the controller against the inventory sources of the run.
   - Reads every variables file of each inventory (the host files, C(group_vars/) and C(host_vars/)); files that are
@@ -128,10 +128,15 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "paths": {"type": "list", "elements": "path", "required": True},
-            "secret_pattern": {"type": "str", "default": r"(password|passphrase|secret|token|_key$|_keys$)"},
+            "secret_pattern": {
+                "type": "str",
+                "default": r"(password|passphrase|secret|token|_key$|_keys$)",
+                "no_log": False,
+            },
             "not_secret_pattern": {
                 "type": "str",
                 "default": r"(access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$",
+                "no_log": False,
             },
         },
         supports_check_mode=True,
@@ -149,9 +154,12 @@ def main():
         out = result("secrets", "error", "no inventory variables file could be read", "inventory variables", **ev)
     else:
         out = result(
-            "secrets", "pass", f"no plain-text secret in {read} inventory files (vault or lookups only)",
-            "inventory variables", **ev,
-        )  # fmt: skip
+            "secrets",
+            "pass",
+            f"no plain-text secret in {read} inventory files (vault or lookups only)",
+            "inventory variables",
+            **ev,
+        )
     module.exit_json(changed=False, audit=[dict(out, host="inventory")])
 
 

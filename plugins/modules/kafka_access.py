@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: kafka_access
 short_description: Audit probe - Kafka refuses its well-known default logins and denies what no ACL allows
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 description:
   - Read-only probe for C(playbooks/audit.yml), run where the Kafka client library is (usually the controller).
   - "Default logins: tries each of O(default_logins) over SASL; every one must be refused (control
@@ -100,9 +100,10 @@ def accepts_login(p: dict, user: str, password: str) -> bool:
     """Whether a login works. SCRAM over SASL_SSL is spoken directly (module_utils/audit_wire: one round trip, where a
     refused login through librdkafka waits out its timeout); anything else goes through librdkafka."""
     if p["security_protocol"] == "SASL_SSL" and p["sasl_mechanism"].startswith("SCRAM"):
-        host, _, port = p["bootstrap_servers"][0].rpartition(":")
-        verdict, _detail = wire.kafka_login(host, int(port), user, password, p.get("ca_path"), p["sasl_mechanism"],
-                                           min(p["request_timeout"], 15))  # fmt: skip
+        host, _unused, port = p["bootstrap_servers"][0].rpartition(":")
+        verdict, _detail = wire.kafka_login(
+            host, int(port), user, password, p.get("ca_path"), p["sasl_mechanism"], min(p["request_timeout"], 15)
+        )
         return verdict == "accepted"
     return can_authenticate(p, user, password)
 
@@ -111,8 +112,15 @@ def default_logins(p: dict, plaintext_open: bool) -> dict:
     name, tried = p["cluster"], [d["user"] for d in p["default_logins"]]
     if plaintext_open:
         reason = f"{name}: Kafka accepts PLAINTEXT clients without any login"
-        return result("default_passwords", "fail", reason, "kafka logins from the controller", component="kafka",
-                      tried=tried, plaintext=True)  # fmt: skip
+        return result(
+            "default_passwords",
+            "fail",
+            reason,
+            "kafka logins from the controller",
+            component="kafka",
+            tried=tried,
+            plaintext=True,
+        )
     accepted, errors = [], []
     for d in p["default_logins"]:
         try:
@@ -132,7 +140,7 @@ def default_logins(p: dict, plaintext_open: bool) -> dict:
     return result("default_passwords", "pass", reason, target, **ev)
 
 
-def acl_default(module, p: dict, user: str | None) -> dict:
+def acl_default(module, p: dict, user: "str | None") -> dict:
     """Metadata for a topic that does not exist and that nobody has an ACL for: a broker that denies by default answers
     TOPIC_AUTHORIZATION_FAILED; one that lets everyone at what no ACL covers answers UNKNOWN_TOPIC_OR_PART. Nothing is
     created (the admin client never asks for automatic topic creation)."""
@@ -181,8 +189,9 @@ def main():
             reason = f"{p['cluster']}: the cluster did not answer ({first_error}; PLAINTEXT: {error_text(e2)})"
             errors = [result("kafka_sasl_ssl", "error", reason, TARGET, check="acl_default_deny")]
             if p["default_logins"]:
-                errors.append(result("default_passwords", "error", reason, "kafka logins from the controller",
-                                     component="kafka"))  # fmt: skip
+                errors.append(
+                    result("default_passwords", "error", reason, "kafka logins from the controller", component="kafka")
+                )
             module.exit_json(changed=False, audit=labelled(errors, p))
     if secure and not login_works:
         reason = f"{p['cluster']}: the probe's own login ({p['login_user']}) was refused"

@@ -11,7 +11,7 @@ description:
   - The platform's brokers run the StandardAuthorizer with C(allow.everyone.if.no.acl.found=false), so a principal can
     do exactly what its bindings allow.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.kafka
   - ansible.builtin.action_common_attributes

@@ -18,7 +18,7 @@ description:
     A record that still breaks the contract is parked again by the sinks, with its reason.
   - Check mode reads and counts what would be re-submitted; it produces and commits nothing.
 version_added: 0.2.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.kafka
   - ansible.builtin.action_common_attributes

@@ -11,7 +11,7 @@ description:
     replication health (under-replicated and offline partitions), and optionally the lag of consumer groups.
   - Used by the rolling restart (wait until nothing is under-replicated) and by the audit.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.kafka
   - ansible.builtin.action_common_attributes

@@ -15,7 +15,7 @@ description:
     evidence. Read-only and safe in check mode; a broker
     that does not answer on O(sasl_port) is an C(error).
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - analytics.platform.probe
@@ -108,7 +108,7 @@ def sasl_mechanisms(host: str, port: int, ca_path: str, timeout: float) -> tuple
         data = read_response(s)
         _corr, _err, count = struct.unpack("!ihi", data[:10])
         offset, names = 10, []
-        for _ in range(max(count, 0)):
+        for _n in range(max(count, 0)):
             (n,) = struct.unpack("!h", data[offset : offset + 2])
             names.append(data[offset + 2 : offset + 2 + n].decode())
             offset += 2 + n
@@ -126,8 +126,13 @@ def probe_broker(p: dict, host: str) -> dict:
         protocol, mechanisms = sasl_mechanisms(host, p["sasl_port"], p["ca_path"], p["timeout"])
     except ssl.SSLError as e:
         ev["tls_error"] = str(e)
-        return result("kafka_sasl_ssl", "fail", f"{host}:{p['sasl_port']}: no verified TLS ({e.reason or e})"
-                      + (f"; PLAINTEXT answers on {answering}" if answering else ""), **ev)  # fmt: skip
+        return result(
+            "kafka_sasl_ssl",
+            "fail",
+            f"{host}:{p['sasl_port']}: no verified TLS ({e.reason or e})"
+            + (f"; PLAINTEXT answers on {answering}" if answering else ""),
+            **ev,
+        )
     except (OSError, ConnectionError, struct.error) as e:
         ev["error"] = str(e)
         if answering:

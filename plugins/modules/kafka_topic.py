@@ -12,7 +12,7 @@ description:
   - Refuses to decrease the partition count or to change the replication factor, with an error naming the topic;
     nothing is changed then.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.kafka
   - ansible.builtin.action_common_attributes

@@ -11,7 +11,7 @@ description:
   - With O(update_password=always) (the default) the module first tries to authenticate as the user with O(password);
     only when that fails is the credential rotated, so a run with an unchanged password changes nothing.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.kafka
   - ansible.builtin.action_common_attributes

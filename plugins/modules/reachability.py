@@ -15,7 +15,7 @@ description:
     other failure to try is an C(error), never counted as closed.
   - Read-only and safe in check mode.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - analytics.platform.probe
@@ -74,7 +74,7 @@ def check(targets: list[dict], vantage: str, timeout: float) -> list[dict]:
         by_host.setdefault(t["host"], []).append((t, state, why))
     out = []
     for host, rows in by_host.items():
-        wrong_open = [label(t) for t, state, _ in rows if state == "open" and t["expect"] == "closed"]
+        wrong_open = [label(t) for t, state, _unused in rows if state == "open" and t["expect"] == "closed"]
         not_answering = [f"{label(t)} ({why})" for t, state, why in rows if state == "closed" and t["expect"] == "open"]
         undecided = [f"{label(t)}: {why}" for t, state, why in rows if state == "error"]
         ev = {
@@ -98,7 +98,7 @@ def check(targets: list[dict], vantage: str, timeout: float) -> list[dict]:
             reason = f"expected to answer from {vantage} but did not: {', '.join(not_answering)}"
             out.append(result("firewall", "error", reason, target, **ev))
         else:
-            opened = sum(state == "open" for _, state, _ in rows)
+            opened = sum(state == "open" for _unused, state, _unused2 in rows)
             reason = f"from {vantage}: {len(rows)} ports as the port matrix says ({opened} open)"
             out.append(result("firewall", "pass", reason, target, **ev))
         out[-1]["host"] = host

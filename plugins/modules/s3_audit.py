@@ -17,9 +17,10 @@ description:
   - A check that cannot decide (timeout, TLS failure, an answer that is no refusal) is an C(error), never a pass.
     Default credentials are tried by audit_logins, from outside and from an application host.
 version_added: 0.2.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.s3
+  - analytics.platform.s3.identities
   - ansible.builtin.action_common_attributes
 options:
   host:
@@ -30,12 +31,6 @@ options:
     description: The data bucket.
     type: str
     required: true
-  identities:
-    description: Service identities, each with C(name), C(access_key), C(secret_key) and C(expect) (C(read),
-      C(write), C(list) true or false; anything not listed must be denied).
-    type: list
-    elements: dict
-    default: []
 attributes:
   check_mode:
     support: full
@@ -140,11 +135,25 @@ def main():
         except Exception as e:  # the leftovers could not be listed: the read-only promise is undecided
             left = [f"listing failed: {type(e).__name__}"]
     if left:
-        out.append(result("object_store", "error", f"the probe could not remove what it wrote: {', '.join(left)}",
-                          "read-only", leftovers=left))  # fmt: skip
+        out.append(
+            result(
+                "object_store",
+                "error",
+                f"the probe could not remove what it wrote: {', '.join(left)}",
+                "read-only",
+                leftovers=left,
+            )
+        )
     else:
-        out.append(result("object_store", "pass", "everything the probe wrote is gone again (every version)",
-                          "read-only", run=tracker.run))  # fmt: skip
+        out.append(
+            result(
+                "object_store",
+                "pass",
+                "everything the probe wrote is gone again (every version)",
+                "read-only",
+                run=tracker.run,
+            )
+        )
     module.exit_json(changed=False, audit=[dict(r, host=p["host"]) for r in out])
 
 

@@ -10,7 +10,7 @@ description:
   - Creates the bucket when it is missing and enables versioning (the guide's "use versioning for important buckets").
   - Works with SeaweedFS and MinIO (path-style requests).
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.s3
   - ansible.builtin.action_common_attributes

@@ -17,40 +17,16 @@ description:
     version) before it returns. A check that cannot decide (a timeout, an unexpected answer) fails the contract.
     Returns evidence per check.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - analytics.platform.s3
+  - analytics.platform.s3.identities
   - ansible.builtin.action_common_attributes
 options:
   bucket:
     description: The data bucket.
     type: str
     required: true
-  identities:
-    description:
-      - Service identities and what each may do on the data bucket.
-      - Actions not listed in O(identities[].expect) are expected to be denied, and so are other buckets and bucket
-        creation.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description: The identity's name (used in the check's name).
-        type: str
-        required: true
-      access_key:
-        description: Its access key.
-        type: str
-        required: true
-      secret_key:
-        description: Its secret key.
-        type: str
-        required: true
-      expect:
-        description: The actions it may do, among C(read), C(write), C(list) (true or false).
-        type: dict
-        default: {}
   delta_identity:
     description: The identity that writes the Delta round trip (must be able to write); empty skips it.
     type: str
@@ -138,8 +114,13 @@ def main():
             admin.create_bucket(Bucket=other)
         except Exception as e:
             checks.append(contract.result("admin_access", False, f"the admin identity cannot use {p['bucket']}: {e}"))
-            module.exit_json(changed=False, checks=checks, passed=False, failed=p["fail_on_violation"],
-                             msg="S3 contract could not run: " + checks[-1]["evidence"])  # fmt: skip
+            module.exit_json(
+                changed=False,
+                checks=checks,
+                passed=False,
+                failed=p["fail_on_violation"],
+                msg="S3 contract could not run: " + checks[-1]["evidence"],
+            )
         checks.append(contract.check_anonymous(make_client, tracker))
         checks.append(contract.check_default_credentials(make_client))
         for name, ident in sorted(identities.items()):

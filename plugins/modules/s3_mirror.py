@@ -13,7 +13,7 @@ description:
   - Idempotent, through a manifest object (C(_mirror/manifest.json)) in the target that records the source versions
     copied.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:
@@ -169,8 +169,12 @@ def main():
                 target_key = tprefix + v["Key"]
                 if kind == "put":
                     body = s.get_object(Bucket=src["bucket"], Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
-                    t.put_object(Bucket=dst["bucket"], Key=target_key, Body=body,
-                                 Metadata={"source-version-id": str(v["VersionId"])})  # fmt: skip
+                    t.put_object(
+                        Bucket=dst["bucket"],
+                        Key=target_key,
+                        Body=body,
+                        Metadata={"source-version-id": str(v["VersionId"])},
+                    )
                 else:
                     t.delete_object(Bucket=dst["bucket"], Key=target_key)
             done.add(ident)

@@ -14,7 +14,7 @@ description:
     C(pass), C(fail) or C(error) (the endpoint did not answer).
   - PostgreSQL negotiates TLS inside its own protocol; set O(protocol=postgres) for it.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - analytics.platform.probe

@@ -16,7 +16,7 @@ description:
     kafka_node_roles, minio_drives) are read from the inventory, else from the roles' defaults.
   - Runs on the controller only (action plugin); it contacts no host.
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 name: vault_check
 short_description: Fail with the file's name when a vault-encrypted group_vars or host_vars file does not decrypt
 version_added: 0.1.0
-author: analytics.platform contributors
+author: analytics.platform contributors (@analytics-platform)
 description:
   - Ansible's own message for a vault that does not decrypt does not say which file it was. This plugin tries every
     vault-encrypted file under the inventory's (and the playbook's) C(group_vars/) and C(host_vars/) once, when the
@@ -65,7 +65,7 @@ class VarsModule(BaseVarsPlugin):
             try:
                 real = loader.get_real_file(vault_file, decrypt=True)
             except AnsibleError as e:
-                reason = str(e.message if hasattr(e, "message") else e).split("\n")[0]
+                reason = str(e.message if hasattr(e, "message") else e).split("\n", maxsplit=1)[0]
                 given = f"with the vault password given ({WAYS_TO_GIVE_IT})"
                 raise AnsibleError(f"vault file {vault_file} does not decrypt {given}: {reason}") from None
             loader.cleanup_tmp_file(real)

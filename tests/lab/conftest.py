@@ -66,7 +66,7 @@ def lab_var(name: str) -> str:
     argv = ["ansible", "-i", str(INVENTORY), "localhost", "-m", "ansible.builtin.debug", "-a", f"var={name}"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True, env=env)
     # The timer callbacks print before and after the JSON document.
-    out, _ = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("\n{") + 1 :])
+    out, _unused = json.JSONDecoder().raw_decode(r.stdout[r.stdout.index("\n{") + 1 :])
     return out["plays"][0]["tasks"][0]["hosts"]["localhost"][name]
 
 
@@ -93,9 +93,20 @@ class Load:
         )
         run(["docker", "cp", str(Path(lab_var("pki_ca_dir")) / "ca.crt"), f"{container(client)}:/tmp/drill-ca.crt"])
         edges = " ".join(hosts("nginx"))
-        run(["docker", "exec", "-d", "-e", f"DRILL_API_KEY={lab_var('vault_api_key_lab')}", container(client),
-             "bash", "-c", f"python3 /tmp/drill_load.py {self.out} /tmp/drill-ca.crt {self.session} {self.total} "
-             f"{batch} {rate} {edges} > /tmp/{self.session}.log 2>&1"])  # fmt: skip
+        run(
+            [
+                "docker",
+                "exec",
+                "-d",
+                "-e",
+                f"DRILL_API_KEY={lab_var('vault_api_key_lab')}",
+                container(client),
+                "bash",
+                "-c",
+                f"python3 /tmp/drill_load.py {self.out} /tmp/drill-ca.crt {self.session} {self.total} "
+                f"{batch} {rate} {edges} > /tmp/{self.session}.log 2>&1",
+            ]
+        )
         self.client = client
         return self
 
@@ -182,8 +193,12 @@ def verify(session: str, accepted: list[str], timeout: float = 600) -> dict:
     for name, counts in seen.items():
         missing = want - set(counts)
         doubled = {e: n for e, n in counts.items() if n != 1}
-        report[name] = {"rows": sum(counts.values()), "events": len(counts), "missing": len(missing),
-                        "more_than_once": len(doubled)}  # fmt: skip
+        report[name] = {
+            "rows": sum(counts.values()),
+            "events": len(counts),
+            "missing": len(missing),
+            "more_than_once": len(doubled),
+        }
         assert not missing, (
             f"{name}: {len(missing)} of {len(want)} accepted events are missing (e.g. {sorted(missing)[:3]})"
         )
@@ -206,6 +221,9 @@ def session(request) -> str:
 def lab_is_up():
     if not os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
         pytest.fail("run the drills with make drills (the lab's vault password is needed)")
-    down = [h for h in hosts("all") if run(["docker", "inspect", "-f", "{{.State.Running}}", container(h)],
-                                            check=False).stdout.strip() != "true"]  # fmt: skip
+    down = [
+        h
+        for h in hosts("all")
+        if run(["docker", "inspect", "-f", "{{.State.Running}}", container(h)], check=False).stdout.strip() != "true"
+    ]
     assert not down, f"lab hosts not running: {down} (make lab first)"

@@ -26,11 +26,18 @@ def accepted_between(state: dict, start: float, end: float) -> int:
 def finish(name: str, load: Load, fault: tuple[float, float], extra: dict | None = None) -> None:
     state = load.wait_done()
     stores = verify(load.session, state["accepted"])
-    data = {"accepted": len(state["accepted"]), "of": load.total, "statuses": state["statuses"],
-            "other_5xx": state["other_5xx"], "given_up": state["given_up"],
-            "accepted_during_fault": accepted_between(state, *fault), "fault_seconds": round(fault[1] - fault[0]),
-            "grace_seconds": GRACE,
-            "stores": stores, **(extra or {})}  # fmt: skip
+    data = {
+        "accepted": len(state["accepted"]),
+        "of": load.total,
+        "statuses": state["statuses"],
+        "other_5xx": state["other_5xx"],
+        "given_up": state["given_up"],
+        "accepted_during_fault": accepted_between(state, *fault),
+        "fault_seconds": round(fault[1] - fault[0]),
+        "grace_seconds": GRACE,
+        "stores": stores,
+        **(extra or {}),
+    }
     record(name, data)
     assert state["other_5xx"] == 0, f"5xx other than 503 reached the client: {state['statuses']}"
     assert state["given_up"] == 0 and len(state["accepted"]) == load.total, state["statuses"]
@@ -58,8 +65,10 @@ def test_the_consumers_killed_three_times_each_mid_batch(session):
     """kill -9 of pg_sink and of delta_writer, three times each, while events flow."""
     consumers = (("pg_sink", "pg-sink"), ("delta_writer", "delta-writer"))
     units = [(h, unit) for group, unit in consumers for h in hosts(group)]
-    restarts = {f"{unit}@{h}": lambda h=h, unit=unit: int(sh(h, f"systemctl show -P NRestarts {unit}.service"))
-                for h, unit in units}  # fmt: skip
+    restarts = {
+        f"{unit}@{h}": lambda h=h, unit=unit: int(sh(h, f"systemctl show -P NRestarts {unit}.service"))
+        for h, unit in units
+    }
     before = {name: count() for name, count in restarts.items()}
     load = Load(session, TOTAL).start()
     load.wait_accepted(2_000)
@@ -83,10 +92,15 @@ def test_kafka_blackholed_for_a_minute_on_one_zone(session):
     followers and leaders, and its controller traffic, both ways (with the controller link left up, the broker stays
     in the cluster unreachable, and no leadership moves: Kafka cannot route around that)."""
     broker = next(h for h in hosts("kafka") if zone_of(h) == "zone-b")
-    rules = [f"nft add rule inet drill {chain} tcp {side} '{{9092, 9093}}' drop"
-             for chain in ("in", "out") for side in ("dport", "sport")]  # fmt: skip
-    chains = [f"nft add chain inet drill {chain} '{{ type filter hook {hook} priority -10; }}'"
-              for chain, hook in (("in", "input"), ("out", "output"))]  # fmt: skip
+    rules = [
+        f"nft add rule inet drill {chain} tcp {side} '{{9092, 9093}}' drop"
+        for chain in ("in", "out")
+        for side in ("dport", "sport")
+    ]
+    chains = [
+        f"nft add chain inet drill {chain} '{{ type filter hook {hook} priority -10; }}'"
+        for chain, hook in (("in", "input"), ("out", "output"))
+    ]
     drop = " && ".join(["nft add table inet drill", *chains, *rules])
     load = Load(session, TOTAL).start()
     load.wait_accepted(2_000)

@@ -34,7 +34,7 @@ def test_post_event_lands_in_postgresql_and_never_prints_the_key():
     assert key["vault_api_key_lab"] not in out
     event_id = re.search(r"^event_id=([0-9a-f-]{36})$", out, re.M).group(1)
     (query,) = [c for c in commands(out) if c.startswith("echo ")]
-    for _ in range(30):
+    for _n in range(30):
         rows = shell(query)
         if event_id in rows:
             break

@@ -10,4 +10,6 @@ for path in (ROOT / "collections", ROOT):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from tests.unit.modules.conftest import run_module  # noqa: E402, F401 - the fixture, shared with the unit tests
+from tests.unit.modules.conftest import run_module  # noqa: E402 - the fixture, shared with the unit tests
+
+__all__ = ["run_module"]

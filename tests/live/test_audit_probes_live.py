@@ -36,7 +36,9 @@ def test_kafka_logins_are_accepted_or_refused_as_the_broker_says(kafka):
     assert verdict == "accepted", detail
     verdict, detail = wire.kafka_login("127.0.0.1", kafka.port, "admin", "admin")
     assert verdict == "refused", detail
-    verdict, _ = wire.kafka_login("127.0.0.1", kafka.port, "admin", kafka.passwords["admin"], mechanism="SCRAM-SHA-256")
+    verdict, _unused = wire.kafka_login(
+        "127.0.0.1", kafka.port, "admin", kafka.passwords["admin"], mechanism="SCRAM-SHA-256"
+    )
     assert verdict == "refused"  # the broker enables SCRAM-SHA-512 only
     assert wire.kafka_plaintext("127.0.0.1", kafka.port, 3) is False  # SASL_SSL: no plain-text answer
 
@@ -54,17 +56,23 @@ def test_audit_logins_fails_on_an_accepted_login_and_passes_when_all_are_refused
     run_module, postgres, kafka, seaweedfs
 ):
     access, secret = seaweedfs.identities["admin"]
-    targets = {"postgresql": [{"host": "db", "address": "127.0.0.1", "port": postgres.port}],
-               "kafka": [{"host": "k", "address": "127.0.0.1", "port": kafka.port}],
-               "s3": [{"host": "s3", "endpoint": seaweedfs.endpoint}]}  # fmt: skip
-    weak = {"postgresql_logins": [{"user": "postgres", "password": "postgres", "db": "postgres"}],
-            "kafka_logins": [{"user": "admin", "password": "admin"}],
-            "s3_credentials": [{"access_key": "minioadmin", "secret_key": "minioadmin"}]}  # fmt: skip
+    targets = {
+        "postgresql": [{"host": "db", "address": "127.0.0.1", "port": postgres.port}],
+        "kafka": [{"host": "k", "address": "127.0.0.1", "port": kafka.port}],
+        "s3": [{"host": "s3", "endpoint": seaweedfs.endpoint}],
+    }
+    weak = {
+        "postgresql_logins": [{"user": "postgres", "password": "postgres", "db": "postgres"}],
+        "kafka_logins": [{"user": "admin", "password": "admin"}],
+        "s3_credentials": [{"access_key": "minioadmin", "secret_key": "minioadmin"}],
+    }
     good = run_module(audit_logins, {"vantage": "test", **targets, **weak}).result["audit"]
     assert {(r["host"], r["status"]) for r in good} == {("db", "pass"), ("k", "pass"), ("s3", "pass")}, good
-    leaked = {"postgresql_logins": [{"user": "postgres", "password": postgres.password, "db": "postgres"}],
-              "kafka_logins": [{"user": "admin", "password": kafka.passwords["admin"]}],
-              "s3_credentials": [{"access_key": access, "secret_key": secret}]}  # fmt: skip
+    leaked = {
+        "postgresql_logins": [{"user": "postgres", "password": postgres.password, "db": "postgres"}],
+        "kafka_logins": [{"user": "admin", "password": kafka.passwords["admin"]}],
+        "s3_credentials": [{"access_key": access, "secret_key": secret}],
+    }
     bad = run_module(audit_logins, {"vantage": "test", **targets, **leaked}).result["audit"]
     assert {(r["host"], r["status"]) for r in bad} == {("db", "fail"), ("k", "fail"), ("s3", "fail")}, bad
     assert all(r["target"].endswith("logins from test") for r in bad)
@@ -108,10 +116,22 @@ def state(store) -> tuple:
 def audit(run_module, store) -> dict:
     access, secret = store.identities["admin"]
     writer = store.identities["delta-writer"]
-    args = {"host": "store", "endpoint": store.endpoint, "access_key": access, "secret_key": secret,
-            "ca_path": str(store.pki["ca"]), "bucket": "analytics",
-            "identities": [{"name": "delta-writer", "access_key": writer[0], "secret_key": writer[1],
-                            "expect": {"read": True, "write": True, "list": True}}]}  # fmt: skip
+    args = {
+        "host": "store",
+        "endpoint": store.endpoint,
+        "access_key": access,
+        "secret_key": secret,
+        "ca_path": str(store.pki["ca"]),
+        "bucket": "analytics",
+        "identities": [
+            {
+                "name": "delta-writer",
+                "access_key": writer[0],
+                "secret_key": writer[1],
+                "expect": {"read": True, "write": True, "list": True},
+            }
+        ],
+    }
     return {r["target"]: r for r in run_module(s3_audit, args).result["audit"]}
 
 
@@ -139,8 +159,12 @@ def test_a_sound_store_passes_access_and_fails_only_versioning(run_module, seawe
 
 # --- Kafka's listeners and ACL default ------------------------------------------------------------------------------
 def test_kafka_probe_passes_a_sasl_ssl_broker_fails_another_policy_and_errs_on_silence(run_module, kafka):
-    base = {"brokers": ["127.0.0.1"], "sasl_port": kafka.port, "ports": [kafka.port, kafka.controller_port],
-            "ca_path": str(kafka.pki["ca"])}  # fmt: skip
+    base = {
+        "brokers": ["127.0.0.1"],
+        "sasl_port": kafka.port,
+        "ports": [kafka.port, kafka.controller_port],
+        "ca_path": str(kafka.pki["ca"]),
+    }
     (good,) = run_module(kafka_probe, base).result["audit"]
     assert good["status"] == "pass" and good["evidence"]["mechanisms"] == ["SCRAM-SHA-512"], good
     (other,) = run_module(kafka_probe, {**base, "allowed_mechanisms": ["SCRAM-SHA-256"]}).result["audit"]
@@ -155,8 +179,13 @@ def test_kafka_probe_passes_a_sasl_ssl_broker_fails_another_policy_and_errs_on_s
 
 
 def test_kafka_access_sees_the_acl_default_as_a_service_user_and_not_as_a_super_user(run_module, kafka):
-    conn = {"bootstrap_servers": [kafka.bootstrap], "ca_path": str(kafka.pki["ca"]), "cluster": "test", "host": "k",
-            "default_logins": []}  # fmt: skip
+    conn = {
+        "bootstrap_servers": [kafka.bootstrap],
+        "ca_path": str(kafka.pki["ca"]),
+        "cluster": "test",
+        "host": "k",
+        "default_logins": [],
+    }
     api = {"login_user": "analytics-api", "login_password": kafka.passwords["analytics-api"]}
     service = run_module(kafka_access, {**conn, **api}).result["audit"]
     assert [(r["target"], r["status"]) for r in service] == [("ACL default deny", "pass")], service
@@ -167,8 +196,13 @@ def test_kafka_access_sees_the_acl_default_as_a_service_user_and_not_as_a_super_
 
 
 def test_kafka_access_tries_default_logins_over_scram_directly(run_module, kafka):
-    conn = {"bootstrap_servers": [kafka.bootstrap], "ca_path": str(kafka.pki["ca"]), "cluster": "test",
-            "login_user": "analytics-api", "login_password": kafka.passwords["analytics-api"]}  # fmt: skip
+    conn = {
+        "bootstrap_servers": [kafka.bootstrap],
+        "ca_path": str(kafka.pki["ca"]),
+        "cluster": "test",
+        "login_user": "analytics-api",
+        "login_password": kafka.passwords["analytics-api"],
+    }
     refused = run_module(kafka_access, {**conn, "default_logins": [{"user": "admin", "password": "admin"}]})
     logins = next(r for r in refused.result["audit"] if r["control"] == "default_passwords")
     assert logins["status"] == "pass", logins

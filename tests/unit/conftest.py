@@ -1,8 +1,31 @@
 """Make the collection importable as ansible_collections.analytics.platform (the repo root is the collection)."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def playbook():
+    """Run ansible-playbook with the repository's ansible.cfg and no vault password (the tests' inventories carry no
+    vault): playbook(inventory, play, *args, cwd=..., env=..., timeout=...) -> CompletedProcess with .output."""
+
+    def run(inventory, play, *args, cwd=ROOT, env=None, timeout=300) -> subprocess.CompletedProcess:
+        environ = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **(env or {}))
+        environ.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
+        argv = ["ansible-playbook", "-i", str(inventory), str(play), *args]
+        r = subprocess.run(argv, capture_output=True, check=False, text=True, env=environ, cwd=cwd, timeout=timeout)
+        r.output = r.stdout + r.stderr
+        return r
+
+    return run

@@ -24,8 +24,11 @@ def inventory(name: str) -> dict:
         env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(vault_pass)
     out = subprocess.run(
         ["ansible-inventory", "-i", str(ROOT / "inventories" / name), "--list"],
-        check=True, capture_output=True, text=True, env=env,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
     return json.loads(out)
 
 

@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted((ROOT / "plugins" / "modules").glob("*.py"))
 
 
-def documentation(path: Path) -> dict:
-    return yaml.safe_load(re.search(r'DOCUMENTATION = r"""\n(.*?)\n"""', path.read_text(), re.S).group(1))
+def documentation(path: Path, section: str = "DOCUMENTATION") -> dict:
+    return yaml.safe_load(re.search(rf'{section} = r"""\n(.*?)\n"""', path.read_text(), re.S).group(1))
 
 
 def attributes_of(doc: dict) -> dict:
@@ -20,8 +20,9 @@ def attributes_of(doc: dict) -> dict:
     merged = {}
     for fragment in doc.get("extends_documentation_fragment", []):
         if fragment.startswith("analytics.platform."):
-            path = ROOT / "plugins" / "doc_fragments" / (fragment.split(".")[-1] + ".py")
-            merged |= (documentation(path) or {}).get("attributes", {})
+            name, _dot, section = fragment.removeprefix("analytics.platform.").partition(".")
+            path = ROOT / "plugins" / "doc_fragments" / (name + ".py")
+            merged |= (documentation(path, section.upper() or "DOCUMENTATION") or {}).get("attributes", {})
     return merged | doc.get("attributes", {})
 
 

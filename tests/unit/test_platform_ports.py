@@ -6,9 +6,7 @@ ansible-playbook with the roles' defaults at their precedence (below the invento
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,7 +99,7 @@ def _defaults(path, inventory_vars):
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
+def rendered(tmp_path_factory, playbook):
     tmp = tmp_path_factory.mktemp("ports")
     out = tmp / "out"
     inventory = {
@@ -131,16 +129,7 @@ def rendered(tmp_path_factory):
     _defaults(tmp / "defaults.yml", inventory["all"]["vars"])
     consumers = json.dumps(CONSUMERS)
     (tmp / "play.yml").write_text(PLAY.format(root=ROOT, out=out, defaults=tmp / "defaults.yml", consumers=consumers))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
-    r = subprocess.run(
-        ["ansible-playbook", "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        timeout=300,
-    )
+    r = playbook(tmp / "hosts.yml", tmp / "play.yml", cwd=tmp)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     return out
 

@@ -53,5 +53,7 @@ def test_default_types_match_specs(role):
 
 
 def test_readme_variable_tables_are_current():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "role_docs.py"), "--check"], capture_output=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "role_docs.py"), "--check"], capture_output=True, check=False
+    )
     assert result.returncode == 0, result.stderr.decode()

@@ -4,7 +4,6 @@ host-facing play would show up as an unreachable host instead of the expected me
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,15 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 HOST_PLAY = "PLAY [Preflight - every role's checks"
 
 
-def run_site(inventory: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
-    r = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(ROOT / "site.yml"), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
-    )  # fmt: skip
-    r.output = r.stdout + r.stderr
-    return r
+@pytest.fixture
+def run_site(playbook):
+    def run(inventory: Path, *args: str) -> subprocess.CompletedProcess:
+        return playbook(inventory, ROOT / "site.yml", *args)
+
+    return run
 
 
 @pytest.fixture
@@ -42,7 +38,7 @@ def edit_hosts(inv: Path, change) -> None:
     path.write_text(yaml.safe_dump(data))
 
 
-def test_host_without_zone_is_named_before_any_host_is_touched(staging):
+def test_host_without_zone_is_named_before_any_host_is_touched(staging, run_site):
     def add_zoneless_broker(data):
         data["all"]["children"]["platform"]["children"]["kafka"]["hosts"]["kafka-4.stg.example.com"] = {
             "ansible_host": "192.0.2.119"
@@ -55,7 +51,7 @@ def test_host_without_zone_is_named_before_any_host_is_touched(staging):
     assert HOST_PLAY not in r.output
 
 
-def test_missing_required_group_is_named_before_any_host_is_touched(staging):
+def test_missing_required_group_is_named_before_any_host_is_touched(staging, run_site):
     edit_hosts(staging, lambda data: data["all"]["children"]["platform"]["children"].pop("kafka"))
     r = run_site(staging)
     assert r.returncode != 0
@@ -63,7 +59,7 @@ def test_missing_required_group_is_named_before_any_host_is_touched(staging):
     assert HOST_PLAY not in r.output
 
 
-def test_vault_that_does_not_decrypt_is_named_before_any_host_is_touched(staging, tmp_path):
+def test_vault_that_does_not_decrypt_is_named_before_any_host_is_touched(staging, tmp_path, run_site):
     right, wrong = tmp_path / "right-pass", tmp_path / "wrong-pass"
     right.write_text("the password the vault was encrypted with\n")
     wrong.write_text("some other password entirely\n")
@@ -71,8 +67,10 @@ def test_vault_that_does_not_decrypt_is_named_before_any_host_is_touched(staging
     vault.write_text("vault_postgresql_admin_password: not-used-here\n")
     subprocess.run(
         ["ansible-vault", "encrypt", "--vault-password-file", str(right), str(vault)],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     r = run_site(staging, "--vault-password-file", str(wrong))
     assert r.returncode != 0
     errors = [line for line in r.output.splitlines() if line.startswith("[ERROR]")]

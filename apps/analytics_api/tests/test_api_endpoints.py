@@ -121,7 +121,7 @@ def test_batch_shape_errors(api, body, status):
 
 
 def test_huge_batch_is_413(api):
-    r = api.client.post("/analytics/batch", json={"events": [event() for _ in range(101)]}, headers=H)
+    r = api.client.post("/analytics/batch", json={"events": [event() for _n in range(101)]}, headers=H)
     assert r.status_code == 413 and "exceeds the limit of 100" in r.json()["error"]
 
 
@@ -134,7 +134,7 @@ def test_duplicate_ids_in_a_batch_are_refused(api):
 def test_rate_limit_is_429_with_retry_after(make_client):
     made = make_client(API_RATE_LIMIT=5, API_RATE_WINDOW_SECONDS=60, API_RATE_BURST=3)
     with made.client as c:
-        codes = [c.post("/analytics", json=event(), headers=H).status_code for _ in range(5)]
+        codes = [c.post("/analytics", json=event(), headers=H).status_code for _n in range(5)]
         assert codes[:3] == [202, 202, 202]
         r = c.post("/analytics", json=event(), headers=H)
         assert r.status_code == 429
@@ -146,9 +146,12 @@ def test_rate_limit_is_429_with_retry_after(make_client):
 def test_cors_allow_list(api):
     ok = api.client.options(
         "/analytics",
-        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type,x-api-key"},
-    )  # fmt: skip
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
     assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
     foreign = api.client.post("/analytics", json=event(), headers=dict(H, Origin="https://evil.example"))
     assert "access-control-allow-origin" not in foreign.headers
@@ -196,7 +199,7 @@ def test_client_address_comes_from_a_trusted_proxy_only(api_env, fake_producer):
 # --- the event contract: everything answered 202 is storable; anything else is a 4xx naming the field ---------------
 def nested(depth, leaf=1):
     v = leaf
-    for _ in range(depth):
+    for _n in range(depth):
         v = {"n": v}
     return v
 

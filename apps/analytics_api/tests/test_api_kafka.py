@@ -26,8 +26,12 @@ def kafka_env(api_env, kafka):
 
 
 def read_all(kafka, marker, expect, timeout=30):
-    c = Consumer(kafka.conf("admin", **{"group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-                                         "isolation.level": "read_committed"}))  # fmt: skip
+    c = Consumer(
+        kafka.conf(
+            "admin",
+            **{"group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest", "isolation.level": "read_committed"},
+        )
+    )
     c.subscribe(["analytics-events"])
     found, deadline = [], time.time() + timeout
     while time.time() < deadline and len(found) < expect:
@@ -56,15 +60,21 @@ def test_single_and_batch_round_trip(kafka_env, kafka):
     marker = str(uuid.uuid4())
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 200
-        one = client.post("/analytics", json={"event_type": "page_view", "session_id": "s1",
-                                              "properties": {"marker": marker}}, headers=H)  # fmt: skip
+        one = client.post(
+            "/analytics",
+            json={"event_type": "page_view", "session_id": "s1", "properties": {"marker": marker}},
+            headers=H,
+        )
         assert one.status_code == 202
         batch = client.post(
             "/analytics/batch",
-            json={"events": [{"event_type": "click", "session_id": f"s{i}", "properties": {"marker": marker}}
-                             for i in range(20)]},
+            json={
+                "events": [
+                    {"event_type": "click", "session_id": f"s{i}", "properties": {"marker": marker}} for i in range(20)
+                ]
+            },
             headers=H,
-        )  # fmt: skip
+        )
         assert batch.status_code == 202
     got = read_all(kafka, marker, 21)
     assert len(got) == 21
@@ -82,9 +92,16 @@ def test_failed_batch_is_invisible_to_consumers(kafka_env, kafka):
 
     def rec(size=0):
         return EventRecord.model_construct(
-            event_id=uuid.uuid4(), event_type="t", session_id="s", user_id=None, timestamp=now, page=None,
-            properties={"marker": marker, "pad": "x" * size}, received_at=now, metadata={},
-        )  # fmt: skip
+            event_id=uuid.uuid4(),
+            event_type="t",
+            session_id="s",
+            user_id=None,
+            timestamp=now,
+            page=None,
+            properties={"marker": marker, "pad": "x" * size},
+            received_at=now,
+            metadata={},
+        )
 
     async def go():
         p = EventProducer(cfg)
@@ -121,11 +138,19 @@ def served_api(kafka_env):
     import uvicorn
     from analytics_testing.servers import free_port
 
-    cfg = load_config({**kafka_env, "API_KAFKA_TIMEOUT_SECONDS": "2", "API_RATE_BURST": "100000",
-                       "API_RATE_LIMIT": "1000000"})  # fmt: skip
+    cfg = load_config(
+        {**kafka_env, "API_KAFKA_TIMEOUT_SECONDS": "2", "API_RATE_BURST": "100000", "API_RATE_LIMIT": "1000000"}
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(cfg, KeyStore.from_file(cfg.keys_file)), host="127.0.0.1",
-                                           port=port, log_config=None, access_log=False))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(cfg, KeyStore.from_file(cfg.keys_file)),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+    )
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     deadline = time.time() + 30
@@ -173,9 +198,11 @@ def test_blackholed_kafka_answers_every_request_within_the_timeout(served_api, k
         answers = asyncio.run(fire(singles + batches))
     slow = [(r.status_code, round(s, 2)) for r, s in answers if s > cfg.kafka_timeout_seconds + 1.5]
     assert not slow, f"answers later than the {cfg.kafka_timeout_seconds}s timeout: {slow}"
-    assert {r.status_code for r, _ in answers} == {503}, [r.text for r, _ in answers if r.status_code != 503][:3]
-    assert all(r.headers["retry-after"] == "5" for r, _ in answers)
-    named = [r.json().get("event_id") or r.json().get("event_ids") for r, _ in answers]
+    assert {r.status_code for r, _unused in answers} == {503}, [
+        r.text for r, _unused2 in answers if r.status_code != 503
+    ][:3]
+    assert all(r.headers["retry-after"] == "5" for r, _unused in answers)
+    named = [r.json().get("event_id") or r.json().get("event_ids") for r, _unused in answers]
     assert named == [
         b["event_id"] if p == "/analytics" else [e["event_id"] for e in b["events"]] for p, b in singles + batches
     ]
@@ -183,10 +210,10 @@ def test_blackholed_kafka_answers_every_request_within_the_timeout(served_api, k
     deadline = time.time() + 60
     while True:
         retried = asyncio.run(fire(singles + batches))
-        if all(r.status_code == 202 for r, _ in retried) or time.time() > deadline:
+        if all(r.status_code == 202 for r, _unused in retried) or time.time() > deadline:
             break
         time.sleep(2)
-    assert [r.status_code for r, _ in retried] == [202] * len(retried)
+    assert [r.status_code for r, _unused in retried] == [202] * len(retried)
     sent = {b["event_id"] for p, b in singles} | {e["event_id"] for p, b in batches for e in b["events"]}
     got = read_all(kafka, marker, len(sent) + 1, timeout=60)
     assert {str(r.event_id) for r in got} == sent | {warm[0][0].json()["event_id"]}

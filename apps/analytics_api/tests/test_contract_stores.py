@@ -55,7 +55,7 @@ json_values = st.recursive(
 def deep(draw):
     depth = draw(st.integers(min_value=12, max_value=40))
     v = draw(scalars)
-    for _ in range(depth):
+    for _n in range(depth):
         v = [v] if draw(st.booleans()) else {"d": v}
     return v
 
@@ -131,8 +131,13 @@ def by_id(rows, properties_are_text=False):
 
 @pytest.fixture
 def platform(kafka, api_env, sink_env, delta_env):
-    env = {**api_env, **kafka.env("API_", "analytics-api"), "API_RATE_LIMIT": "1000000", "API_RATE_BURST": "1000000",
-           "API_MAX_BATCH": "20"}  # fmt: skip
+    env = {
+        **api_env,
+        **kafka.env("API_", "analytics-api"),
+        "API_RATE_LIMIT": "1000000",
+        "API_RATE_BURST": "1000000",
+        "API_MAX_BATCH": "20",
+    }
     cfg = load_config(env)
     sink = Sink(sink_config({**sink_env, "PGSINK_BATCH_SECONDS": "0.5"}))
     dcfg = delta_config(
@@ -168,8 +173,12 @@ def test_what_the_api_accepts_every_store_holds_exactly_once(platform, postgres)
         assert r.status_code in (202, 400, 413, 422), r.text
         return r
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(st.data())
     def one_request(data):
         # Every example draws the same things in the same order (Hypothesis needs that), then picks what to send.
@@ -224,8 +233,11 @@ def test_what_the_api_accepts_every_store_holds_exactly_once(platform, postgres)
         event_type, session_id, user_id, _when, page, props = pg[event_id][0]
         expected = Event.model_validate_json(encode(sent))  # the API's normalisation (whitespace), not its verdict
         assert (event_type, session_id, user_id, page) == (
-            expected.event_type, expected.session_id, expected.user_id, expected.page,
-        )  # fmt: skip
+            expected.event_type,
+            expected.session_id,
+            expected.user_id,
+            expected.page,
+        )
         assert props == canonical(sent["properties"])
     never = refused_ids - ids
     assert not set(by_id(pg_rows(postgres, never))), "refused events reached PostgreSQL"

@@ -23,12 +23,19 @@ def table(seaweedfs):
 
     access, secret = seaweedfs.identities["delta-writer"]
     uri = f"s3://analytics/delta/dashboard-{uuid.uuid4().hex[:8]}"
-    cfg = writer_config({
-        "DELTA_KAFKA_BOOTSTRAP": "unused:1", "DELTA_KAFKA_USERNAME": "u", "DELTA_KAFKA_PASSWORD": "p",
-        "DELTA_KAFKA_CA_FILE": str(seaweedfs.pki["ca"]), "DELTA_TABLE_URI": uri,
-        "DELTA_S3_ENDPOINT": seaweedfs.endpoint,
-        "DELTA_S3_ACCESS_KEY": access, "DELTA_S3_SECRET_KEY": secret, "DELTA_S3_CA_FILE": str(seaweedfs.pki["ca"]),
-    })  # fmt: skip
+    cfg = writer_config(
+        {
+            "DELTA_KAFKA_BOOTSTRAP": "unused:1",
+            "DELTA_KAFKA_USERNAME": "u",
+            "DELTA_KAFKA_PASSWORD": "p",
+            "DELTA_KAFKA_CA_FILE": str(seaweedfs.pki["ca"]),
+            "DELTA_TABLE_URI": uri,
+            "DELTA_S3_ENDPOINT": seaweedfs.endpoint,
+            "DELTA_S3_ACCESS_KEY": access,
+            "DELTA_S3_SECRET_KEY": secret,
+            "DELTA_S3_CA_FILE": str(seaweedfs.pki["ca"]),
+        }
+    )
     now = datetime.now(UTC)
     plan = {"page_view": [30, 20, 10], "click": [5, 5, 5], "purchase": [0, 2, 1]}  # per hour: 2h ago, 1h ago, now
     table = EventTable(cfg)
@@ -36,8 +43,10 @@ def table(seaweedfs):
         recs = []
         for etype, per_hour in plan.items():
             ts = now - timedelta(hours=2 - hour_index)
-            recs += [EventRecord(event_id=uuid.uuid4(), event_type=etype, timestamp=ts, received_at=ts)
-                     for _ in range(per_hour[hour_index])]  # fmt: skip
+            recs += [
+                EventRecord(event_id=uuid.uuid4(), event_type=etype, timestamp=ts, received_at=ts)
+                for _n in range(per_hour[hour_index])
+            ]
         table.append(to_arrow(recs), {("analytics-events", 0): hour_index})
     return uri, plan
 
@@ -45,17 +54,23 @@ def table(seaweedfs):
 @pytest.fixture
 def client(seaweedfs, table):
     access, secret = seaweedfs.identities["delta-dashboard"]
-    cfg = load_config({
-        "DASH_TABLE_URI": table[0], "DASH_S3_ENDPOINT": seaweedfs.endpoint, "DASH_S3_ACCESS_KEY": access,
-        "DASH_S3_SECRET_KEY": secret, "DASH_S3_CA_FILE": str(seaweedfs.pki["ca"]), "DASH_HOURS": "6",
-        "DASH_CACHE_SECONDS": "0",
-    })  # fmt: skip
+    cfg = load_config(
+        {
+            "DASH_TABLE_URI": table[0],
+            "DASH_S3_ENDPOINT": seaweedfs.endpoint,
+            "DASH_S3_ACCESS_KEY": access,
+            "DASH_S3_SECRET_KEY": secret,
+            "DASH_S3_CA_FILE": str(seaweedfs.pki["ca"]),
+            "DASH_HOURS": "6",
+            "DASH_CACHE_SECONDS": "0",
+        }
+    )
     with TestClient(create_app(cfg)) as c:
         yield c
 
 
 def test_summary_counts_per_type_and_hour(client, table):
-    _, plan = table
+    _unused, plan = table
     body = client.get("/api/summary").json()
     assert body["totals"] == {k: sum(v) for k, v in sorted(plan.items(), key=lambda kv: -sum(kv[1]))}
     assert body["total"] == sum(sum(v) for v in plan.values())
@@ -84,8 +99,14 @@ def test_health_ready_metrics(client):
 
 def test_the_dashboard_identity_cannot_write(seaweedfs, table):
     access, secret = seaweedfs.identities["delta-dashboard"]
-    opts = {"AWS_ENDPOINT_URL": seaweedfs.endpoint, "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret,
-            "AWS_REGION": "us-east-1", "AWS_S3_ADDRESSING_STYLE": "path", "conditional_put": "etag"}  # fmt: skip
+    opts = {
+        "AWS_ENDPOINT_URL": seaweedfs.endpoint,
+        "AWS_ACCESS_KEY_ID": access,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": "us-east-1",
+        "AWS_S3_ADDRESSING_STYLE": "path",
+        "conditional_put": "etag",
+    }
     from delta_writer.table import to_arrow
 
     now = datetime.now(UTC)
@@ -96,10 +117,15 @@ def test_the_dashboard_identity_cannot_write(seaweedfs, table):
 
 def test_store_down_is_a_503_page_not_a_crash(seaweedfs, table):
     access, secret = seaweedfs.identities["delta-dashboard"]
-    cfg = load_config({
-        "DASH_TABLE_URI": table[0], "DASH_S3_ENDPOINT": "https://127.0.0.1:9", "DASH_S3_ACCESS_KEY": access,
-        "DASH_S3_SECRET_KEY": secret, "DASH_CACHE_SECONDS": "0",
-    })  # fmt: skip
+    cfg = load_config(
+        {
+            "DASH_TABLE_URI": table[0],
+            "DASH_S3_ENDPOINT": "https://127.0.0.1:9",
+            "DASH_S3_ACCESS_KEY": access,
+            "DASH_S3_SECRET_KEY": secret,
+            "DASH_CACHE_SECONDS": "0",
+        }
+    )
     with TestClient(create_app(cfg)) as c:
         assert c.get("/").status_code == 503
         assert c.get("/api/summary").status_code == 503

@@ -24,8 +24,15 @@ pytestmark = pytest.mark.integration
 
 def record(marker, **kw):
     now = utcnow()
-    base = dict(event_id=uuid.uuid4(), event_type="page_view", session_id="s-1", timestamp=now, received_at=now,
-                properties={"marker": marker}, metadata={"ip_address": "192.0.2.1"})  # fmt: skip
+    base = dict(
+        event_id=uuid.uuid4(),
+        event_type="page_view",
+        session_id="s-1",
+        timestamp=now,
+        received_at=now,
+        properties={"marker": marker},
+        metadata={"ip_address": "192.0.2.1"},
+    )
     base.update(kw)
     return EventRecord(**base)
 
@@ -67,7 +74,7 @@ def running_sink(sink_env):
 
 def test_rows_equal_events_and_redelivery_does_not_double(kafka, postgres, running_sink):
     marker = str(uuid.uuid4())
-    recs = [record(marker) for _ in range(500)]
+    recs = [record(marker) for _n in range(500)]
     produce(kafka, [r.to_kafka() for r in recs])
     assert wait_for(lambda: count(postgres, marker), (500, 500)) == (500, 500)
     # The same events again (a producer retry, a replay): still 500 rows.
@@ -130,8 +137,13 @@ def test_metrics_are_served_over_tls_when_the_host_certificate_is_given(sink_env
     import ssl
     import urllib.request
 
-    cfg = load_config({**sink_env, "PGSINK_METRICS_TLS_CERT_FILE": str(test_pki["cert"]),
-                       "PGSINK_METRICS_TLS_KEY_FILE": str(test_pki["key"])})  # fmt: skip
+    cfg = load_config(
+        {
+            **sink_env,
+            "PGSINK_METRICS_TLS_CERT_FILE": str(test_pki["cert"]),
+            "PGSINK_METRICS_TLS_KEY_FILE": str(test_pki["key"]),
+        }
+    )
     sink = Sink(cfg)
     t = threading.Thread(target=sink.run, daemon=True)
     t.start()
@@ -177,7 +189,7 @@ def test_a_nul_character_is_parked_and_does_not_jam_the_sink(kafka, postgres, ru
     nul = EventRecord.model_construct(**{**dict(record(marker)), "properties": {"marker": marker, "text": "a\u0000b"}})
     bad = nul.model_dump_json().encode()  # as the API wrote it before the contract (or another producer would)
     assert b"\\u0000" in bad
-    before, after = [record(marker) for _ in range(50)], [record(marker) for _ in range(50)]
+    before, after = [record(marker) for _unused in range(50)], [record(marker) for _unused2 in range(50)]
     produce(kafka, [r.to_kafka() for r in before] + [bad] + [r.to_kafka() for r in after])
     assert wait_for(lambda: count(postgres, marker), (100, 100)) == (100, 100)
     parked = dead_letters(kafka, [bad])
@@ -197,8 +209,8 @@ def refuse_event_type(postgres):
 
 def test_rows_postgresql_refuses_are_parked_once_and_the_rest_is_written(kafka, postgres, sink_env, refuse_event_type):
     marker = str(uuid.uuid4())
-    good = [record(marker) for _ in range(120)]
-    refused = [record(marker, event_type=refuse_event_type) for _ in range(3)]
+    good = [record(marker) for _n in range(120)]
+    refused = [record(marker, event_type=refuse_event_type) for _n in range(3)]
     values = [r.to_kafka() for r in good[:40] + refused[:1] + good[40:80] + refused[1:] + good[80:]]
     sink = Sink(load_config({**sink_env, "PGSINK_BATCH_SIZE": "500", "PGSINK_BATCH_SECONDS": "2"}))
     t = threading.Thread(target=sink.run, daemon=True)
@@ -221,7 +233,7 @@ def test_an_outage_retries_the_batch_and_parks_nothing_twice(kafka, postgres, si
     dead letters and the offsets commit together, after the store has the batch."""
     marker = str(uuid.uuid4())
     poison = [json.dumps({"marker": marker, "n": i}).encode() for i in range(2)]
-    good = [record(marker) for _ in range(20)]
+    good = [record(marker) for _n in range(20)]
     sink = Sink(load_config({**sink_env, "PGSINK_BATCH_SIZE": "100", "PGSINK_BATCH_SECONDS": "0.5"}))
     postgres.stop()
     t = threading.Thread(target=sink.run, daemon=True)
@@ -270,12 +282,13 @@ def test_killed_mid_batch_loses_and_duplicates_nothing(kafka, postgres, sink_env
     env = {**os.environ, **sink_env, "PGSINK_BATCH_SIZE": "150", "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def start():
-        return subprocess.Popen([sys.executable, "-m", "pg_sink.main"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "pg_sink.main"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     proc = start()
     try:
-        produce(kafka, [record(marker).to_kafka() for _ in range(total)])
+        produce(kafka, [record(marker).to_kafka() for _n in range(total)])
         deadline = time.time() + 60
         while time.time() < deadline and count(postgres, marker)[0] < 1000:
             time.sleep(0.05)
@@ -292,6 +305,8 @@ def test_killed_mid_batch_loses_and_duplicates_nothing(kafka, postgres, sink_env
 
 def test_bad_configuration_exits_2_naming_the_variable(sink_env):
     env = {**os.environ, **sink_env, "PGSINK_PG_PORT": "port", "PYTHONPATH": os.pathsep.join(sys.path)}
-    r = subprocess.run([sys.executable, "-m", "pg_sink.main"], env=env, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "pg_sink.main"], env=env, capture_output=True, check=False, text=True, timeout=30
+    )
     assert r.returncode == 2
     assert r.stderr.strip().startswith("pg-sink: configuration error: PGSINK_PG_PORT is malformed ('port')")

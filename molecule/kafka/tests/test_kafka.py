@@ -87,9 +87,7 @@ def consume_all(cfg, marker, expected, timeout=90):
 
 def under_replicated(admin):
     md = admin.list_topics(timeout=15)
-    return sum(
-        1 for t in md.topics.values() for p in t.partitions.values() if len(p.isrs) < len(p.replicas)
-    )  # fmt: skip
+    return sum(1 for t in md.topics.values() for p in t.partitions.values() if len(p.isrs) < len(p.replicas))
 
 
 # --- the cluster ----------------------------------------------------------------------------------------------------
@@ -264,8 +262,15 @@ def test_dlq_replay_resubmits_each_parked_record_once():
     store = json.dumps({"run": marker, "seq": 1}).encode()
 
     def parked(value, consumer, stage, source):
-        return (value, [("dlq-reason", f"why {stage} {marker}".encode()), ("dlq-source", source.encode()),
-                        ("dlq-consumer", consumer.encode()), ("dlq-stage", stage.encode())])  # fmt: skip
+        return (
+            value,
+            [
+                ("dlq-reason", f"why {stage} {marker}".encode()),
+                ("dlq-source", source.encode()),
+                ("dlq-consumer", consumer.encode()),
+                ("dlq-stage", stage.encode()),
+            ],
+        )
 
     p = Producer(admin_conf())
     for value, headers in [

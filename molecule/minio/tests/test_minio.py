@@ -15,7 +15,7 @@ def env(host):
     out = {}
     for line in host.file("/etc/minio/minio.env").content_string.splitlines():
         if line and not line.startswith("#"):
-            k, _, v = line.partition("=")
+            k, _unused, v = line.partition("=")
             out[k] = shlex.split(v)[0] if v else ""
     return out
 

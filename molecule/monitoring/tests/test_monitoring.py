@@ -108,12 +108,20 @@ def test_exported_metrics_carry_what_the_rules_need(mon):
 
 
 def test_every_rule_is_loaded_and_healthy(mon):
-    _, body = http(mon, f"{PROM}/api/v1/rules")
+    _unused, body = http(mon, f"{PROM}/api/v1/rules")
     rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
     names = {r["name"] for r in rules}
-    assert names >= {"HighErrorRate", "KafkaConsumerLag", "KafkaBrokerDown", "ObjectStoreNodeDown", "HostDown",
-                     "ScrapeTargetDown", "PostgreSQLReplicationLag", "PostgreSQLReplicaNotStreaming",
-                     "CertificateExpiresSoon"}  # fmt: skip
+    assert names >= {
+        "HighErrorRate",
+        "KafkaConsumerLag",
+        "KafkaBrokerDown",
+        "ObjectStoreNodeDown",
+        "HostDown",
+        "ScrapeTargetDown",
+        "PostgreSQLReplicationLag",
+        "PostgreSQLReplicaNotStreaming",
+        "CertificateExpiresSoon",
+    }
     assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
 
 
@@ -124,7 +132,7 @@ def test_alerts_go_pending_live(mon):
     try:
 
         def pending():
-            _, body = http(mon, f"{PROM}/api/v1/alerts")
+            _unused, body = http(mon, f"{PROM}/api/v1/alerts")
             alerts = json.loads(body)["data"]["alerts"]
             names = {(a["labels"]["alertname"], a["labels"].get("job", "")) for a in alerts}
             want = {("ScrapeTargetDown", "analytics_api"), ("PostgreSQLReplicaNotStreaming", "postgresql")}
@@ -154,8 +162,9 @@ def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
 def test_a_rule_file_that_does_not_parse_is_refused_by_name(scenario_dir, mon):
     before = mon.file("/etc/prometheus/rules").listdir()
     bad = scenario_dir / "files" / "broken.rules.yml"
-    r = ansible_playbook(scenario_dir / "converge.yml", "--limit", "mon-c", "-e",
-                         json.dumps({"monitoring_extra_rule_files": [str(bad)]}))  # fmt: skip
+    r = ansible_playbook(
+        scenario_dir / "converge.yml", "--limit", "mon-c", "-e", json.dumps({"monitoring_extra_rule_files": [str(bad)]})
+    )
     assert r.returncode != 0
     assert f"monitoring_extra_rule_files: {bad}" in r.output
     assert mon.file("/etc/prometheus/rules").listdir() == before

@@ -48,9 +48,11 @@ def offers_tls11(host, server: str, port: int) -> bool:
 
 def openssl_tls11_server(client) -> bool:
     """Whether the TLS 1.1 client gets TLS 1.1 from a server that allows it (openssl s_server on the client)."""
-    setup = ("cd /tmp && openssl req -x509 -newkey rsa:2048 -nodes -keyout tls11.key -out tls11.crt -subj /CN=tls11 "
-             "-days 1 2>/dev/null && (openssl s_server -accept 127.0.0.1:4433 -cert tls11.crt -key tls11.key "
-             "-tls1_1 -cipher DEFAULT@SECLEVEL=0 -quiet >/dev/null 2>&1 & echo $! > tls11.pid) && sleep 1")  # fmt: skip
+    setup = (
+        "cd /tmp && openssl req -x509 -newkey rsa:2048 -nodes -keyout tls11.key -out tls11.crt -subj /CN=tls11 "
+        "-days 1 2>/dev/null && (openssl s_server -accept 127.0.0.1:4433 -cert tls11.crt -key tls11.key "
+        "-tls1_1 -cipher DEFAULT@SECLEVEL=0 -quiet >/dev/null 2>&1 & echo $! > tls11.pid) && sleep 1"
+    )
     assert client.run(setup).rc == 0
     try:
         return offers_tls11(client, "127.0.0.1", 4433)
@@ -59,29 +61,38 @@ def openssl_tls11_server(client) -> bool:
 
 
 def test_tls_and_security_headers(client):
-    r = py(client, CTX + "s = ctx.wrap_socket(socket.create_connection(('edge-a', 443)), server_hostname='edge-a')\n"
-                         "print(s.version())")  # fmt: skip
+    r = py(
+        client,
+        CTX + "s = ctx.wrap_socket(socket.create_connection(('edge-a', 443)), server_hostname='edge-a')\n"
+        "print(s.version())",
+    )
     assert r.stdout.strip() in {"TLSv1.3", "TLSv1.2"}, r.stderr
     # TLS 1.1 is refused by nginx; the same client reaches TLS 1.1 with a server that offers it (a local openssl on
     # the client), so the refusal is nginx's and not the client's (Debian's OpenSSL offers it only at SECLEVEL=0).
     assert offers_tls11(client, "edge-a", 443) is False
     assert openssl_tls11_server(client) is True
-    headers = py(client, CTX + "h = http.client.HTTPSConnection('edge-a', 443, context=ctx)\n"
-                               "h.request('GET', '/health')\nprint(dict(h.getresponse().getheaders()))")  # fmt: skip
+    headers = py(
+        client,
+        CTX + "h = http.client.HTTPSConnection('edge-a', 443, context=ctx)\n"
+        "h.request('GET', '/health')\nprint(dict(h.getresponse().getheaders()))",
+    )
     assert "Strict-Transport-Security" in headers.stdout and "max-age=63072000" in headers.stdout
     assert "nginx/" not in headers.stdout  # server_tokens off
 
 
 def test_plain_http_redirects(client):
-    r = py(client, "import http.client\nc = http.client.HTTPConnection('edge-a', 80, timeout=5)\n"
-                   "c.request('GET', '/analytics')\nr = c.getresponse()\n"
-                   "print(r.status, r.getheader('Location'))")  # fmt: skip
+    r = py(
+        client,
+        "import http.client\nc = http.client.HTTPConnection('edge-a', 80, timeout=5)\n"
+        "c.request('GET', '/analytics')\nr = c.getresponse()\n"
+        "print(r.status, r.getheader('Location'))",
+    )
     assert r.stdout.split()[0] == "301" and r.stdout.split()[1].startswith("https://")
 
 
 def test_requests_spread_over_both_zones(client):
     before = {n: health_requests(n) for n in ("api-a", "api-b")}
-    for _ in range(20):
+    for _n in range(20):
         assert http(client, "https://edge-a/health")[0] == 200
     after = {n: health_requests(n) for n in ("api-a", "api-b")}
     assert all(after[n] > before[n] for n in after), (before, after)
@@ -109,7 +120,7 @@ def test_one_api_host_down_requests_still_succeed(client):
     api_a = lab_host("api-a")
     api_a.run("systemctl stop analytics-api")
     try:
-        results = [http(client, "https://edge-a/health")[0] for _ in range(15)]
+        results = [http(client, "https://edge-a/health")[0] for _n in range(15)]
         assert results == [200] * 15
     finally:
         api_a.run("systemctl start analytics-api")
@@ -166,8 +177,12 @@ def test_certificate_renewed_in_an_earlier_play_reaches_nginx_and_the_api(scenar
 def test_the_audit_passes_the_api_controls_the_proxy_and_the_firewall():
     """The hardened side of the audit's proof for the controls this scenario deploys (molecule/insecure fails each)."""
     controls = ["api_auth", "api_rate_limit", "cors", "reverse_proxy", "firewall", "tls"]
-    endpoints = {"audit_tls_endpoints": [{"group": "analytics_api", "port": 3001, "service": "analytics_api"},
-                                         {"group": "nginx", "port": 443, "service": "nginx"}]}  # fmt: skip
+    endpoints = {
+        "audit_tls_endpoints": [
+            {"group": "analytics_api", "port": 3001, "service": "analytics_api"},
+            {"group": "nginx", "port": 443, "service": "nginx"},
+        ]
+    }
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
     assert_passes(results, controls)
     assert r.returncode == 0, r.output[-2000:]

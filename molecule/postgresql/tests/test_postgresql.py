@@ -98,8 +98,9 @@ def test_the_audit_passes_the_database_its_logins_tls_and_secrets():
     TLS-only scram authentication, pgaudit and connection logging (auditd is not applicable in containers), no default
     or weak login from outside or from inside, no secret exposed."""
     controls = ["db_encryption", "audit_logging", "default_passwords", "tls", "secrets"]
-    endpoints = {"audit_tls_endpoints": [{"group": "postgresql", "port": 5432, "service": "postgresql",
-                                          "protocol": "postgres"}]}  # fmt: skip
+    endpoints = {
+        "audit_tls_endpoints": [{"group": "postgresql", "port": 5432, "service": "postgresql", "protocol": "postgres"}]
+    }
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
     assert_passes(results, controls)
     assert r.returncode == 0, r.output[-2000:]
@@ -150,10 +151,13 @@ def test_backup_restores_onto_a_fresh_host(pg_a):
     assert "full backup" in info and "incr backup" in info
     # The fresh host gets the repository (here copied; in production a mounted volume or the S3 store).
     container = "ap-mol-postgresql"
-    tar = subprocess.Popen(["docker", "exec", f"{container}-pg-a", "tar", "-C", "/var/lib", "-cf", "-", "pgbackrest"],
-                           stdout=subprocess.PIPE)  # fmt: skip
-    subprocess.run(["docker", "exec", "-i", f"{container}-pg-x", "tar", "-C", "/var/lib", "-xf", "-"],
-                   stdin=tar.stdout, check=True)  # fmt: skip
+    tar = subprocess.Popen(
+        ["docker", "exec", f"{container}-pg-a", "tar", "-C", "/var/lib", "-cf", "-", "pgbackrest"],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(
+        ["docker", "exec", "-i", f"{container}-pg-x", "tar", "-C", "/var/lib", "-xf", "-"], stdin=tar.stdout, check=True
+    )
     assert tar.wait() == 0
     r = ansible_playbook(ROOT / "playbooks" / "postgresql_restore.yml", "-e", "restore_host=pg-x")
     assert r.returncode == 0, r.output[-2000:]
@@ -170,12 +174,16 @@ def test_backup_restores_onto_a_fresh_host(pg_a):
         ('{"postgresql_sink_password": ""}', "postgresql_sink_password is missing, shorter than 16 characters"),
         ('{"postgresql_reader_password": "analytics123"}', "postgresql_reader_password is missing"),
         ('{"zone": "zone-a"}', "every replica (pg-b) is in the primary's zone zone-a"),
-        ('{"postgresql_hba_extra": [{"database": "all", "user": "x", "address": "0.0.0.0/0", "type": "host"}]}',
-         "postgresql_hba_extra entry 0"),
-        ('{"postgresql_hba_extra": [{"database": "all", "user": "x", "address": "10.0.0.0/8", "method": "md5"}]}',
-         "connections are hostssl with scram-sha-256 only"),
+        (
+            '{"postgresql_hba_extra": [{"database": "all", "user": "x", "address": "0.0.0.0/0", "type": "host"}]}',
+            "postgresql_hba_extra entry 0",
+        ),
+        (
+            '{"postgresql_hba_extra": [{"database": "all", "user": "x", "address": "10.0.0.0/8", "method": "md5"}]}',
+            "connections are hostssl with scram-sha-256 only",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
     assert_refused(scenario_dir, extra, message, ("pg-a", "cat /etc/postgresql/15/main/pg_hba.conf"))
 

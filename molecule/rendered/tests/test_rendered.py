@@ -79,9 +79,11 @@ def grafana_stand_in(obs):
     ini.read_string(read(obs, "/etc/grafana/grafana.ini"))
     src = ROOT / "molecule" / "resources" / "files" / "grafana_stand_in.py"
     obs.ansible("copy", f"src={src} dest=/usr/local/bin/grafana_stand_in.py mode=0755", become=True, check=False)
-    cmd = (f"systemd-run --unit=grafana-stand-in --collect python3 /usr/local/bin/grafana_stand_in.py "
-           f"--config /etc/grafana/grafana.ini --port {ini['server']['http_port']} "
-           f"--cert {ini['server']['cert_file']} --key {ini['server']['cert_key']}")  # fmt: skip
+    cmd = (
+        f"systemd-run --unit=grafana-stand-in --collect python3 /usr/local/bin/grafana_stand_in.py "
+        f"--config /etc/grafana/grafana.ini --port {ini['server']['http_port']} "
+        f"--cert {ini['server']['cert_file']} --key {ini['server']['cert_key']}"
+    )
     with obs.sudo():
         assert obs.run(cmd).rc == 0
         assert (
@@ -212,9 +214,24 @@ KAFKA_FRANZ_OUT = set(
         "batching",
     ]
 )
-SQL_INSERT = {"driver", "dsn", "table", "columns", "args_mapping", "prefix", "suffix", "options", "max_in_flight",
-              "init_files", "init_statement", "conn_max_idle_time", "conn_max_life_time", "conn_max_idle",
-              "conn_max_open", "batching"}  # fmt: skip
+SQL_INSERT = {
+    "driver",
+    "dsn",
+    "table",
+    "columns",
+    "args_mapping",
+    "prefix",
+    "suffix",
+    "options",
+    "max_in_flight",
+    "init_files",
+    "init_statement",
+    "conn_max_idle_time",
+    "conn_max_life_time",
+    "conn_max_idle",
+    "conn_max_open",
+    "batching",
+}
 TLS = {"enabled", "skip_cert_verify", "enable_renegotiation", "root_cas", "root_cas_file", "client_certs"}
 
 
@@ -277,6 +294,7 @@ def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
 
 def test_a_dashboard_that_is_not_json_is_refused_by_name(scenario_dir, tmp_path: Path):
     (tmp_path / "broken.json").write_text("{not json")
-    r = ansible_playbook(scenario_dir / "converge.yml", "-e", json.dumps({"grafana_dashboards_dir": str(tmp_path)}),
-                         preflight_only=True)  # fmt: skip
+    r = ansible_playbook(
+        scenario_dir / "converge.yml", "-e", json.dumps({"grafana_dashboards_dir": str(tmp_path)}), preflight_only=True
+    )
     assert r.returncode != 0 and "broken.json" in r.output

@@ -23,8 +23,11 @@ def settings(args) -> tuple[str, set[str]]:
     ini = configparser.RawConfigParser(strict=False)
     ini.read(args.config)
     password = ini.get("security", "admin_password", fallback="admin")
-    oauth = {s.split(".", 1)[1] for s in ini.sections()
-             if s.startswith("auth.") and ini.get(s, "enabled", fallback="false").lower() == "true"}  # fmt: skip
+    oauth = {
+        s.split(".", 1)[1]
+        for s in ini.sections()
+        if s.startswith("auth.") and ini.get(s, "enabled", fallback="false").lower() == "true"
+    }
     return password, oauth
 
 

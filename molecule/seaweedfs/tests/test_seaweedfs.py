@@ -27,10 +27,14 @@ COMPONENTS = ["master", "volume", "filer", "s3"]
 
 def s3(node, identity="delta-writer", secret_name="s3_delta_writer"):
     return boto3.client(
-        "s3", endpoint_url=f"https://{address(node)}:8333", aws_access_key_id=identity,
-        aws_secret_access_key=lab_secret(secret_name), region_name="us-east-1", verify=lab_ca(),
+        "s3",
+        endpoint_url=f"https://{address(node)}:8333",
+        aws_access_key_id=identity,
+        aws_secret_access_key=lab_secret(secret_name),
+        region_name="us-east-1",
+        verify=lab_ca(),
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}, connect_timeout=5, read_timeout=30),
-    )  # fmt: skip
+    )
 
 
 def contract_args(node):
@@ -41,15 +45,27 @@ def contract_args(node):
         "ca_path": lab_ca(),
         "bucket": "analytics",
         "identities": [
-            {"name": "delta-writer", "access_key": "delta-writer", "secret_key": lab_secret("s3_delta_writer"),
-             "expect": {"read": True, "write": True, "list": True}},
-            {"name": "delta-dashboard", "access_key": "delta-dashboard",
-             "secret_key": lab_secret("s3_delta_dashboard"), "expect": {"read": True, "list": True}},
-            {"name": "backup", "access_key": "backup", "secret_key": lab_secret("s3_backup"),
-             "expect": {"read": True, "list": True}},
+            {
+                "name": "delta-writer",
+                "access_key": "delta-writer",
+                "secret_key": lab_secret("s3_delta_writer"),
+                "expect": {"read": True, "write": True, "list": True},
+            },
+            {
+                "name": "delta-dashboard",
+                "access_key": "delta-dashboard",
+                "secret_key": lab_secret("s3_delta_dashboard"),
+                "expect": {"read": True, "list": True},
+            },
+            {
+                "name": "backup",
+                "access_key": "backup",
+                "secret_key": lab_secret("s3_backup"),
+                "expect": {"read": True, "list": True},
+            },
         ],
         "delta_identity": "delta-writer",
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize("node", ["weed-a", "weed-c"])
@@ -58,9 +74,16 @@ def test_the_s3_contract_holds(node):
     checks = {c["check"]: c for c in out["checks"]}
     assert out["passed"] is True, out.get("msg")
     assert set(checks) == {
-        "tls", "anonymous_denied", "default_credentials_rejected", "identity_backup",
-        "identity_delta-dashboard", "identity_delta-writer", "versioning", "bucket_policy", "delta_roundtrip",
-    }  # fmt: skip
+        "tls",
+        "anonymous_denied",
+        "default_credentials_rejected",
+        "identity_backup",
+        "identity_delta-dashboard",
+        "identity_delta-writer",
+        "versioning",
+        "bucket_policy",
+        "delta_roundtrip",
+    }
     assert all(c["passed"] is True for c in checks.values()), checks
 
 
@@ -107,13 +130,25 @@ def test_backup_mirror_keeps_versions_and_is_idempotent():
     writer = s3("weed-a")
     writer.put_object(Bucket="analytics", Key=prefix + "doc", Body=b"v1")
     writer.put_object(Bucket="analytics", Key=prefix + "doc", Body=b"v2")
-    target = {"endpoint": f"https://{address('weed-c')}:8333", "access_key": "admin",
-              "secret_key": lab_secret("s3_admin"), "bucket": "analytics-backup", "ca_path": lab_ca()}  # fmt: skip
-    made = ansible_module("analytics.platform.s3_bucket", {**{k: v for k, v in target.items() if k != "bucket"},
-                                                           "name": "analytics-backup"})  # fmt: skip
+    target = {
+        "endpoint": f"https://{address('weed-c')}:8333",
+        "access_key": "admin",
+        "secret_key": lab_secret("s3_admin"),
+        "bucket": "analytics-backup",
+        "ca_path": lab_ca(),
+    }
+    made = ansible_module(
+        "analytics.platform.s3_bucket",
+        {**{k: v for k, v in target.items() if k != "bucket"}, "name": "analytics-backup"},
+    )
     assert made.get("failed") is not True, made
-    source = {"endpoint": f"https://{address('weed-b')}:8333", "access_key": "backup",
-              "secret_key": lab_secret("s3_backup"), "bucket": "analytics", "ca_path": lab_ca()}  # fmt: skip
+    source = {
+        "endpoint": f"https://{address('weed-b')}:8333",
+        "access_key": "backup",
+        "secret_key": lab_secret("s3_backup"),
+        "bucket": "analytics",
+        "ca_path": lab_ca(),
+    }
     source["prefix"] = prefix
     first = ansible_module("analytics.platform.s3_mirror", {"source": source, "target": target})
     assert first["changed"] and first["copied"] == 2, first
@@ -121,8 +156,10 @@ def test_backup_mirror_keeps_versions_and_is_idempotent():
     assert again["changed"] is False and again["total"] == 2
     admin = s3("weed-c", "admin", "s3_admin")
     versions = admin.list_object_versions(Bucket="analytics-backup", Prefix=prefix + "doc")["Versions"]
-    bodies = sorted(admin.get_object(Bucket="analytics-backup", Key=prefix + "doc", VersionId=v["VersionId"])
-                    ["Body"].read() for v in versions)  # fmt: skip
+    bodies = sorted(
+        admin.get_object(Bucket="analytics-backup", Key=prefix + "doc", VersionId=v["VersionId"])["Body"].read()
+        for v in versions
+    )
     assert bodies == [b"v1", b"v2"]
 
 
@@ -169,17 +206,23 @@ def test_volume_zones_reads_the_masters_status_and_a_single_copy_is_caught():
     def vol(i, collection):
         return {"Id": i, "Collection": collection}
 
-    status = {"Volumes": {"DataCenters": {
-        "zone-a": {"rack1": {"10.0.1.12:8080": [vol(3, "analytics_analytics"), vol(4, "analytics_analytics")]}},
-        "zone-b": {"rack1": {"10.0.2.12:8080": [vol(3, "analytics_analytics"), vol(9, "analytics_analytics-backup")]}},
-    }}}  # fmt: skip
+    status = {
+        "Volumes": {
+            "DataCenters": {
+                "zone-a": {"rack1": {"10.0.1.12:8080": [vol(3, "analytics_analytics"), vol(4, "analytics_analytics")]}},
+                "zone-b": {
+                    "rack1": {"10.0.2.12:8080": [vol(3, "analytics_analytics"), vol(9, "analytics_analytics-backup")]}
+                },
+            }
+        }
+    }
     assert volume_zones(status) == {"3": {"zone-a", "zone-b"}, "4": {"zone-a"}}
 
 
 def test_volumes_are_replicated_across_zones():
     """Every volume of the data bucket has copies in two different data centers (the master's own view)."""
     client = s3("weed-b")
-    for _ in range(5):
+    for _n in range(5):
         client.put_object(Bucket="analytics", Key=f"replication/{uuid.uuid4()}", Body=b"x" * 1024)
     import shlex
 
@@ -243,7 +286,7 @@ def test_zone_loss_keeps_reads_and_writes_then_heals():
     assert retry(during_seen_by_a, timeout=180) == 40
     k = f"zone-loss/{run}/after"
     retry(lambda: s3("weed-a").put_object(Bucket="analytics", Key=k, Body=b"after"))
-    assert retry(lambda: s3("weed-c").get_object(Bucket="analytics", Key=k)["Body"].read()) == b"after"
+    assert retry(lambda: s3("weed-c").get_object(Bucket="analytics", Key=k))["Body"].read() == b"after"
 
 
 @pytest.mark.parametrize(

@@ -84,12 +84,27 @@ def test_sshd_effective_settings(name):
 def test_password_login_is_refused():
     r = subprocess.run(
         [
-            "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
-            "-o", "ConnectTimeout=5", f"root@{address('sec-a')}", "true",
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{address('sec-a')}",
+            "true",
         ],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 255
     assert "Permission denied (publickey)" in r.stderr
 
@@ -180,15 +195,19 @@ def test_journal_and_sysctl(name):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ('{"firewall_matrix_extra": {"bogus": {"group": "all", "ports": [70000], "audience": "admin"}}}',
-         "firewall_matrix.bogus: port 70000 is out of range"),
-        ('{"firewall_matrix_extra": {"metrics": {"group": "all", "ports": [9200], "audience": "partners"}}}',
-         "firewall_matrix.metrics: audience 'partners' is unknown"),
+        (
+            '{"firewall_matrix_extra": {"bogus": {"group": "all", "ports": [70000], "audience": "admin"}}}',
+            "firewall_matrix.bogus: port 70000 is out of range",
+        ),
+        (
+            '{"firewall_matrix_extra": {"metrics": {"group": "all", "ports": [9200], "audience": "partners"}}}',
+            "firewall_matrix.metrics: audience 'partners' is unknown",
+        ),
         ('{"pki_extra_sans": ["DNS:"]}', "pki_extra_sans entry 0 ('DNS:') is not a valid request"),
         ('{"firewall_admin_cidrs": ["192.0.2.0/24"]}', "which the matrix does not allow to port 22"),
         ('{"pki_ca_passphrase": "analytics123"}', "pki_ca_passphrase is missing, shorter than 16 characters"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_fails_before_changes(scenario_dir, extra, message):
     r = assert_refused(scenario_dir, extra, message, ("sec-a", "nft list ruleset"))
     assert "changed=0" in r.stdout or "PLAY RECAP" not in r.stdout

@@ -117,12 +117,14 @@ def test_the_audit_passes_the_services_tls_and_secrets():
     HTTP and fails): every endpoint of the four services verifies against the platform CA, and no secret of theirs is
     in an argument, a readable file or the journal."""
     controls = ["tls", "secrets"]
-    endpoints = {"audit_tls_endpoints": [
-        {"group": "analytics_api", "port": 3001, "service": "analytics_api"},
-        {"group": "pg_sink", "port": 9101, "service": "pg_sink_metrics"},
-        {"group": "delta_writer", "port": 9102, "service": "delta_writer_metrics"},
-        {"group": "delta_dashboard", "port": 8501, "service": "delta_dashboard"},
-    ]}  # fmt: skip
+    endpoints = {
+        "audit_tls_endpoints": [
+            {"group": "analytics_api", "port": 3001, "service": "analytics_api"},
+            {"group": "pg_sink", "port": 9101, "service": "pg_sink_metrics"},
+            {"group": "delta_writer", "port": 9102, "service": "delta_writer_metrics"},
+            {"group": "delta_dashboard", "port": 8501, "service": "delta_dashboard"},
+        ]
+    }
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
     assert_passes(results, controls)
     assert {x["target"] for x in results if x["control"] == "tls"} >= {

@@ -23,8 +23,15 @@ total, batch, rate = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 edges = sys.argv[7:]
 ctx = ssl.create_default_context(cafile=ca)
 headers = {"content-type": "application/json", "x-api-key": os.environ["DRILL_API_KEY"]}
-state = {"done": False, "accepted": [], "accepted_at": [], "statuses": {}, "other_5xx": 0, "given_up": 0,
-         "started": time.time()}  # fmt: skip
+state = {
+    "done": False,
+    "accepted": [],
+    "accepted_at": [],
+    "statuses": {},
+    "other_5xx": 0,
+    "given_up": 0,
+    "started": time.time(),
+}
 lock = threading.Lock()
 
 
@@ -85,8 +92,10 @@ workers = []
 start = time.time()
 for n, first in enumerate(range(0, total, batch)):
     # One session per batch: the batches spread over the topic's partitions (a session stays on one).
-    events = [{"event_id": str(uuid.uuid4()), "event_type": "drill", "session_id": f"{session}-{n}",
-               "properties": {"n": i}} for i in range(first, min(first + batch, total))]  # fmt: skip
+    events = [
+        {"event_id": str(uuid.uuid4()), "event_type": "drill", "session_id": f"{session}-{n}", "properties": {"n": i}}
+        for i in range(first, min(first + batch, total))
+    ]
     t = threading.Thread(target=send, args=(n, events))
     t.start()
     workers.append(t)

@@ -59,8 +59,14 @@ def tls(tmp_path):
 
 
 def probe(run_module, server, ca_path, **kw):
-    args = {"host": "localhost", "port": server.server_address[1], "ca_path": str(ca_path), "burst": 30,
-            "allowed_origin": "https://app.example.com", **kw}  # fmt: skip
+    args = {
+        "host": "localhost",
+        "port": server.server_address[1],
+        "ca_path": str(ca_path),
+        "burst": 30,
+        "allowed_origin": "https://app.example.com",
+        **kw,
+    }
     out = run_module(api_controls, args)
     return {r["control"]: r for r in out.result["audit"]}
 
@@ -79,8 +85,12 @@ def test_a_hardened_api_passes_every_control(run_module, tls):
         got = probe(run_module, server, ca, api_hosts=[{"host": "app-a", "address": "127.0.0.1"}], api_port=free_port())
     finally:
         server.shutdown()
-    assert {c: r["status"] for c, r in got.items()} == {"api_auth": "pass", "cors": "pass", "api_rate_limit": "pass",
-                                                        "reverse_proxy": "pass"}, got  # fmt: skip
+    assert {c: r["status"] for c, r in got.items()} == {
+        "api_auth": "pass",
+        "cors": "pass",
+        "api_rate_limit": "pass",
+        "reverse_proxy": "pass",
+    }, got
     assert got["reverse_proxy"]["host"] == "app-a" and got["api_auth"]["host"] == "localhost"
 
 
@@ -89,8 +99,9 @@ def test_an_open_api_fails_every_control(run_module, tls):
     server = stand_in(cert, key, key_required=False, cors="*")
     api = socket.create_server(("127.0.0.1", 0))  # the API's own port answers from here
     try:
-        got = probe(run_module, server, ca, api_hosts=[{"host": "app-a", "address": "127.0.0.1"}],
-                    api_port=api.getsockname()[1])  # fmt: skip
+        got = probe(
+            run_module, server, ca, api_hosts=[{"host": "app-a", "address": "127.0.0.1"}], api_port=api.getsockname()[1]
+        )
     finally:
         server.shutdown()
         api.close()

@@ -22,8 +22,14 @@ def sarif_schema() -> dict:
 
 
 def res(host, control, status, target="", reason="seen"):
-    return {"host": host, "control": control, "target": target, "status": status, "reason": reason,
-            "evidence": {"probe": control}}  # fmt: skip
+    return {
+        "host": host,
+        "control": control,
+        "target": target,
+        "status": status,
+        "reason": reason,
+        "evidence": {"probe": control},
+    }
 
 
 def args(tmp_path, results, waivers=(), **kw):
@@ -47,8 +53,10 @@ def test_all_pass_writes_four_reports_that_meet_their_schemas(run_module, tmp_pa
     data = report(tmp_path)
     jsonschema.validate(data, json.loads(SCHEMA.read_text()))
     assert data["schema_version"] == 2 and [c["id"] for c in data["controls"]] == list(CATALOGUE)
-    assert {(r["host"], r["control"], r["status"]) for r in data["results"]} == {("a", "tls", "pass"),
-                                                                                 ("b", "api_auth", "pass")}  # fmt: skip
+    assert {(r["host"], r["control"], r["status"]) for r in data["results"]} == {
+        ("a", "tls", "pass"),
+        ("b", "api_auth", "pass"),
+    }
     suites = ET.parse(tmp_path / "audit.xml").getroot()  # noqa: S314 - our own file
     assert {s.get("name") for s in suites} == {"tls", "api_auth"}
     sarif = json.loads((tmp_path / "audit.sarif").read_text())
@@ -76,8 +84,10 @@ def test_results_for_one_host_and_control_are_never_merged(run_module, tmp_path)
     out = run(run_module, args(tmp_path, results))
     assert out.failed
     data = report(tmp_path)
-    assert sorted((r["target"], r["status"]) for r in data["results"]) == [("from x (outside)", "fail"),
-                                                                          ("listening ports", "pass")]  # fmt: skip
+    assert sorted((r["target"], r["status"]) for r in data["results"]) == [
+        ("from x (outside)", "fail"),
+        ("listening ports", "pass"),
+    ]
     assert next(c for c in data["controls"] if c["id"] == "firewall")["status"] == "fail"
 
 
@@ -86,8 +96,9 @@ def test_the_diff_names_a_regression_of_one_target(run_module, tmp_path):
     run(run_module, args(tmp_path, ok))
     regressed = [ok[0], res("a", "firewall", "fail", "from x (outside)")]
     out = run(run_module, args(tmp_path, regressed))
-    assert out.result["diff"] == [{"host": "a", "control": "firewall", "target": "from x (outside)",
-                                   "before": "pass", "after": "fail"}]  # fmt: skip
+    assert out.result["diff"] == [
+        {"host": "a", "control": "firewall", "target": "from x (outside)", "before": "pass", "after": "fail"}
+    ]
     assert (tmp_path / "audit.previous.json").is_file()
 
 
@@ -105,10 +116,12 @@ def test_a_failure_fails_the_run_after_writing_the_report(run_module, tmp_path):
     ("expected", "reason"),
     [
         ({"host": "b", "control": "tls"}, "no probe reported on this control for this host"),
-        ({"host": "a", "control": "firewall", "target": "from x (outside)", "reason": "x is unreachable"},
-         "x is unreachable"),
+        (
+            {"host": "a", "control": "firewall", "target": "from x (outside)", "reason": "x is unreachable"},
+            "x is unreachable",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_expected_entry_that_no_probe_reported_is_an_error(run_module, tmp_path, expected, reason):
     results = [res("a", "tls", "pass", "x:1"), res("a", "firewall", "pass", "listening ports")]
     out = run(run_module, args(tmp_path, results, expected=[expected, {"host": "a", "control": "tls"}]))
@@ -165,16 +178,24 @@ def test_the_page_renders_in_chromium_with_the_counts_of_the_json_and_a_wrong_pa
     import subprocess
     import sys
 
-    results = [res("a", "tls", "pass", "x:1"), res("a", "tls", "fail", "y:2"), res("b", "secrets", "error", "journal"),
-               res("b", "audit_logging", "not_applicable", "auditd"),
-               res("c", "cors", "fail", "https://c:443")]  # fmt: skip
+    results = [
+        res("a", "tls", "pass", "x:1"),
+        res("a", "tls", "fail", "y:2"),
+        res("b", "secrets", "error", "journal"),
+        res("b", "audit_logging", "not_applicable", "auditd"),
+        res("c", "cors", "fail", "https://c:443"),
+    ]
     waiver = {"control": "cors", "reason": "migrating", "expires": "2099-01-01"}
     run(run_module, args(tmp_path, results, [waiver], fail_on_findings=False))
     script = Path(__file__).resolve().parents[3] / "scripts" / "check_audit_report.py"
-    ok = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, check=False, text=True, timeout=300
+    )
     assert ok.returncode == 0, ok.stderr
     assert "pass 1, fail 1, error 1, waived 1, not_applicable 1" in ok.stdout
     page = tmp_path / "audit.html"
     page.write_text(page.read_text().replace('id="count-fail">1<', 'id="count-fail">0<'))
-    bad = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, check=False, text=True, timeout=300
+    )
     assert bad.returncode == 1 and "the page shows" in bad.stderr

@@ -145,16 +145,44 @@ APT_OK = (0, "Inst libssl3 [3.0.1] (3.0.2 Debian-Security:12/stable-security [am
 @pytest.mark.parametrize(
     ("answers", "status", "text"),
     [
-        ({"apt-get": (0, "", ""), "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "1";', ""),
-          "dpkg-query": (0, "install ok installed", "")}, "pass", "are on"),
-        ({"apt-get": (0, "", ""), "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "0";', ""),
-          "dpkg-query": (0, "install ok installed", "")}, "fail", "are OFF"),
-        ({"apt-get": APT_OK, "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "1";', ""),
-          "dpkg-query": (0, "install ok installed", "")}, "fail", "1 security updates pending"),
-        ({"apt-get": (100, "", "E: Could not get lock"), "apt-config": (0, '"1"', ""),
-          "dpkg-query": (0, "install ok installed", "")}, "error", "apt-get -s upgrade failed"),
+        (
+            {
+                "apt-get": (0, "", ""),
+                "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "1";', ""),
+                "dpkg-query": (0, "install ok installed", ""),
+            },
+            "pass",
+            "are on",
+        ),
+        (
+            {
+                "apt-get": (0, "", ""),
+                "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "0";', ""),
+                "dpkg-query": (0, "install ok installed", ""),
+            },
+            "fail",
+            "are OFF",
+        ),
+        (
+            {
+                "apt-get": APT_OK,
+                "apt-config": (0, 'APT::Periodic::Unattended-Upgrade "1";', ""),
+                "dpkg-query": (0, "install ok installed", ""),
+            },
+            "fail",
+            "1 security updates pending",
+        ),
+        (
+            {
+                "apt-get": (100, "", "E: Could not get lock"),
+                "apt-config": (0, '"1"', ""),
+                "dpkg-query": (0, "install ok installed", ""),
+            },
+            "error",
+            "apt-get -s upgrade failed",
+        ),
     ],
-)  # fmt: skip
+)
 def test_security_updates_pass_fail_and_an_apt_failure_is_an_error(answers, status, text):
     """The finding: an apt failure was read as '0 pending' (a pass)."""
     r = guarded("security_updates", "unattended-upgrades", probes.security_updates, runner(answers), 2)
@@ -168,8 +196,11 @@ def test_auditd_is_not_applicable_in_a_container_and_fails_without_rules(tmp_pat
     rules.write_text("-w /etc/passwd -p wa -k identity\n")
     container = probes.auditd(runner({"systemd-detect-virt": (0, "docker", "")}), str(rules))
     assert container["status"] == "not_applicable" and "not namespaced" in container["reason"]
-    vm = {"systemd-detect-virt": (1, "none", ""), "systemctl": (0, "active\n", ""),
-          "auditctl": (0, "-w /etc/passwd -p wa -k identity\n", "")}  # fmt: skip
+    vm = {
+        "systemd-detect-virt": (1, "none", ""),
+        "systemctl": (0, "active\n", ""),
+        "auditctl": (0, "-w /etc/passwd -p wa -k identity\n", ""),
+    }
     assert probes.auditd(runner(vm), str(rules))["status"] == "pass"
     stopped = dict(vm, systemctl=(3, "inactive\n", ""))
     assert probes.auditd(runner(stopped), str(rules))["status"] == "fail"
@@ -186,15 +217,28 @@ def test_postgresql_answers_that_are_not_its_settings_are_errors(answer):
 
 
 def test_postgresql_settings_pass_and_fail():
-    good = {"settings": {"ssl": "on", "ssl_min_protocol_version": "TLSv1.2", "password_encryption": "scram-sha-256",
-                         "shared_preload_libraries": "pg_cron,pgaudit", "pgaudit.log": "ddl,role",
-                         "log_connections": "on"},
-            "hba": [{"line": 1, "type": "local", "method": "peer"}, {"line": 2, "type": "hostssl",
-                                                                     "method": "scram-sha-256"}],
-            "md5_roles": []}  # fmt: skip
+    good = {
+        "settings": {
+            "ssl": "on",
+            "ssl_min_protocol_version": "TLSv1.2",
+            "password_encryption": "scram-sha-256",
+            "shared_preload_libraries": "pg_cron,pgaudit",
+            "pgaudit.log": "ddl,role",
+            "log_connections": "on",
+        },
+        "hba": [
+            {"line": 1, "type": "local", "method": "peer"},
+            {"line": 2, "type": "hostssl", "method": "scram-sha-256"},
+        ],
+        "md5_roles": [],
+    }
     assert [r["status"] for r in probes.pg_evaluate(good)] == ["pass", "pass"]
-    bad = {**good, "settings": {**good["settings"], "ssl": "off", "log_connections": "off"},
-           "hba": [{"line": 1, "type": "host", "method": "md5"}], "md5_roles": ["analytics"]}  # fmt: skip
+    bad = {
+        **good,
+        "settings": {**good["settings"], "ssl": "off", "log_connections": "off"},
+        "hba": [{"line": 1, "type": "host", "method": "md5"}],
+        "md5_roles": ["analytics"],
+    }
     enc, aud = probes.pg_evaluate(bad)
     assert enc["status"] == "fail" and "ssl is off" in enc["reason"] and "pg_hba line 1: host md5" in enc["reason"]
     assert aud["status"] == "fail" and "log_connections is off" in aud["reason"]

@@ -58,6 +58,9 @@ def test_paths_named_like_secrets_are_not_secrets(tmp_path):
     (tmp_path / "group_vars" / "all.yml").write_text(
         "lab_secret_dir: /tmp/secrets\nmy_password_file: /etc/x\ntls_key_path: /etc/k\ndb_password: hunter2hunter2\n"
     )
-    found, _ = plain_text_secrets([str(tmp_path)], r"(password|passphrase|secret|token|_key$|_keys$)",
-                                  r"(access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$")  # fmt: skip
+    found, _unused = plain_text_secrets(
+        [str(tmp_path)],
+        r"(password|passphrase|secret|token|_key$|_keys$)",
+        r"(access_key|_key_url|_key_checksum|_key_group|_file|_path|_dir)$",
+    )
     assert [f["variable"] for f in found] == ["db_password"]

@@ -60,8 +60,11 @@ def args(**kw):
 
 def test_creates_missing_topic(run_module):
     fake = FakeAdmin()
-    out = run_module(kafka_topic, args(name="new", partitions=10, replication_factor=3, config={"retention.ms": 1}),
-                     admin_client=lambda m: fake)  # fmt: skip
+    out = run_module(
+        kafka_topic,
+        args(name="new", partitions=10, replication_factor=3, config={"retention.ms": 1}),
+        admin_client=lambda m: fake,
+    )
     assert not out.failed and out.result["changed"]
     assert fake.calls == [("create", "new", 10, 3, {"retention.ms": "1"})]
 
@@ -72,15 +75,21 @@ def test_create_needs_partitions_and_replication(run_module):
 
 
 def test_unchanged_topic_changes_nothing(run_module, admin):
-    out = run_module(kafka_topic, args(name="events", partitions=6, replication_factor=3,
-                                       config={"retention.ms": "604800000"}), admin_client=lambda m: admin)  # fmt: skip
+    out = run_module(
+        kafka_topic,
+        args(name="events", partitions=6, replication_factor=3, config={"retention.ms": "604800000"}),
+        admin_client=lambda m: admin,
+    )
     assert not out.failed and out.result["changed"] is False
     assert admin.calls == []
 
 
 def test_grows_partitions_and_alters_only_differing_config(run_module, admin):
-    out = run_module(kafka_topic, args(name="events", partitions=10, config={"retention.ms": "604800000",
-                                       "compression.type": "lz4"}), admin_client=lambda m: admin)  # fmt: skip
+    out = run_module(
+        kafka_topic,
+        args(name="events", partitions=10, config={"retention.ms": "604800000", "compression.type": "lz4"}),
+        admin_client=lambda m: admin,
+    )
     assert out.result["changed"]
     assert ("alter", "events", {"compression.type": "lz4"}) in admin.calls
     assert ("grow", "events", 10) in admin.calls
@@ -88,8 +97,9 @@ def test_grows_partitions_and_alters_only_differing_config(run_module, admin):
 
 
 def test_refuses_partition_decrease_without_changing_anything(run_module, admin):
-    out = run_module(kafka_topic, args(name="events", partitions=3, config={"compression.type": "lz4"}),
-                     admin_client=lambda m: admin)  # fmt: skip
+    out = run_module(
+        kafka_topic, args(name="events", partitions=3, config={"compression.type": "lz4"}), admin_client=lambda m: admin
+    )
     assert out.failed
     assert out.result["msg"].startswith("refusing to decrease the partitions of topic 'events' from 6 to 3")
     assert admin.calls == []
@@ -106,8 +116,9 @@ def test_unknown_config_key_is_named(run_module, admin):
 
 
 def test_check_mode_reports_but_does_not_change(run_module, admin):
-    out = run_module(kafka_topic, args(name="events", partitions=12, _ansible_check_mode=True),
-                     admin_client=lambda m: admin)  # fmt: skip
+    out = run_module(
+        kafka_topic, args(name="events", partitions=12, _ansible_check_mode=True), admin_client=lambda m: admin
+    )
     assert out.result["changed"] and out.result["topic"]["partitions"] == 12
     assert admin.calls == []
 

@@ -76,8 +76,13 @@ def test_a_check_that_raises_is_an_error_and_the_probe_still_cleans_up(run_modul
     def client(module, access_key=None, secret_key=None, anonymous=False):
         return admin if access_key is None and not anonymous else Refusing()
 
-    args = {"host": "store", "endpoint": "https://store:8333", "access_key": "admin", "secret_key": "x" * 20,
-            "bucket": "analytics"}  # fmt: skip
+    args = {
+        "host": "store",
+        "endpoint": "https://store:8333",
+        "access_key": "admin",
+        "secret_key": "x" * 20,
+        "bucket": "analytics",
+    }
     out = run_module(s3_audit, args, client=client)
     got = {r["target"]: r for r in out.result["audit"]}
     assert got["versioning"]["status"] == "error" and "ConnectionResetError" in got["versioning"]["reason"]

@@ -24,28 +24,36 @@ def make_ca(tmp_path, label="ca"):
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(_name(label)).issuer_name(_name(label)).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(_name(label))
+        .issuer_name(_name(label))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     path = tmp_path / f"{label}.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert, path
 
 
 def make_leaf(tmp_path, ca, names=("localhost",), days=365):
-    ca_key, ca_cert, _ = ca
+    ca_key, ca_cert, _unused = ca
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days))
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_path, key_path = tmp_path / "leaf.crt", tmp_path / "leaf.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
@@ -73,7 +81,7 @@ class Server:
     def serve(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _unused = self.sock.accept()
             except OSError:
                 return
             try:
@@ -101,8 +109,17 @@ def probe_server(server, ca_path, **kw):
 
 
 def params(port, ca_path, **kw):
-    p = {"host": "127.0.0.1", "port": port, "server_name": "localhost", "ca_path": str(ca_path), "protocol": "tls",
-         "min_protocol": "TLSv1.2", "min_days": 14, "timeout": 3, "control": "tls"}  # fmt: skip
+    p = {
+        "host": "127.0.0.1",
+        "port": port,
+        "server_name": "localhost",
+        "ca_path": str(ca_path),
+        "protocol": "tls",
+        "min_protocol": "TLSv1.2",
+        "min_days": 14,
+        "timeout": 3,
+        "control": "tls",
+    }
     p.update(kw)
     return p
 
@@ -150,7 +167,7 @@ def test_plain_text_on_the_port_fails(tmp_path, ca):
     sock = socket.create_server(("127.0.0.1", 0))
 
     def answer():
-        conn, _ = sock.accept()
+        conn, _unused = sock.accept()
         conn.recv(1024)
         conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         conn.close()

@@ -48,8 +48,11 @@ def test_a_malformed_matrix_entry_is_named():
 
 
 def test_tls_endpoints_by_group():
-    eps = [{"group": "nginx", "port": 443, "service": "nginx"}, {"group": "all", "port": 9100, "service": "node"},
-           {"group": "postgresql", "port": 5432, "protocol": "postgres"}]  # fmt: skip
+    eps = [
+        {"group": "nginx", "port": 443, "service": "nginx"},
+        {"group": "all", "port": 9100, "service": "node"},
+        {"group": "postgresql", "port": 5432, "protocol": "postgres"},
+    ]
     assert audit_host_endpoints(eps, ["nginx"]) == [
         {"port": 443, "service": "nginx", "protocol": "tls"},
         {"port": 9100, "service": "node", "protocol": "tls"},
@@ -59,8 +62,12 @@ def test_tls_endpoints_by_group():
 
 
 def test_expected_pairs_follow_the_catalogue_and_the_enabled_controls():
-    got = audit_expected(HOSTVARS, ["db-a", "edge-a"], ["tls", "db_encryption", "api_auth", "secrets"],
-                         [{"host": "inventory", "control": "secrets"}])  # fmt: skip
+    got = audit_expected(
+        HOSTVARS,
+        ["db-a", "edge-a"],
+        ["tls", "db_encryption", "api_auth", "secrets"],
+        [{"host": "inventory", "control": "secrets"}],
+    )
     pairs = {(e["host"], e["control"]) for e in got}
     assert ("db-a", "db_encryption") in pairs and ("edge-a", "api_auth") in pairs
     assert ("edge-a", "db_encryption") not in pairs and ("inventory", "secrets") in pairs
@@ -96,9 +103,11 @@ def test_endpoints_and_host_groups():
 
 
 def test_collect_labels_results_with_their_host_and_filters_controls():
-    hv = {"a": {"audit_results": [{"control": "tls", "status": "pass"}]},
-          "localhost": {"audit_results": [{"control": "grafana", "status": "not_applicable", "host": "grafana"}]},
-          "b": {}}  # fmt: skip
+    hv = {
+        "a": {"audit_results": [{"control": "tls", "status": "pass"}]},
+        "localhost": {"audit_results": [{"control": "grafana", "status": "not_applicable", "host": "grafana"}]},
+        "b": {},
+    }
     assert [(r["host"], r["control"]) for r in audit_collect(hv, ["a", "b", "localhost"])] == [
         ("a", "tls"),
         ("grafana", "grafana"),
@@ -107,8 +116,11 @@ def test_collect_labels_results_with_their_host_and_filters_controls():
 
 
 def test_addresses_prefer_the_named_variable_then_ansible_host_then_the_name():
-    hv = {"k1": {"kafka_advertised_host": "10.0.0.1", "ansible_host": "192.0.2.1"}, "k2": {"ansible_host": "192.0.2.2"},
-          "k3": {}}  # fmt: skip
+    hv = {
+        "k1": {"kafka_advertised_host": "10.0.0.1", "ansible_host": "192.0.2.1"},
+        "k2": {"ansible_host": "192.0.2.2"},
+        "k3": {},
+    }
     assert audit_addresses(hv, ["k1", "k2", "k3"], "kafka_advertised_host", 9092) == [
         "10.0.0.1:9092",
         "192.0.2.2:9092",

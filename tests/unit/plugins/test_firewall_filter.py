@@ -24,8 +24,9 @@ HOSTVARS = {
 }
 
 
-def rules_for(host, matrix=MATRIX, audiences=AUDIENCES):
-    return {r["service"]: r for r in firewall_rules(matrix, audiences, GROUPS, HOSTVARS, host)}
+def rules_for(host, matrix=None, audiences=None):
+    rules = firewall_rules(matrix or MATRIX, audiences or AUDIENCES, GROUPS, HOSTVARS, host)
+    return {r["service"]: r for r in rules}
 
 
 def test_host_gets_only_its_groups_entries():

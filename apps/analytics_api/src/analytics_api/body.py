@@ -43,4 +43,4 @@ def parse_json(body: bytes):
     except RecursionError:
         raise HTTPProblem(400, "malformed JSON: nested too deep") from None
     except ValueError as e:  # NaN or Infinity, or an integer longer than Python converts (4300 digits)
-        raise HTTPProblem(400, f"malformed JSON: {str(e).split(';')[0]}") from None
+        raise HTTPProblem(400, f"malformed JSON: {str(e).split(';', maxsplit=1)[0]}") from None

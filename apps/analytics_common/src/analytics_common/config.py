@@ -112,10 +112,15 @@ def _type_of(s: Setting) -> Any:
 
 @cache
 def _config_class(prefix: str, names: tuple[tuple[str, Any, bool], ...]) -> type:
-    """A frozen dataclass for one service's settings (cached: one class per service)."""
-    fields = [(attr, hint, dataclasses.field(repr=not secret)) for attr, hint, secret in names]
+    """A frozen dataclass for one service's settings (cached: one class per service); its repr leaves secrets out."""
     name = "".join(p.capitalize() for p in prefix.lower().strip("_").split("_")) + "Config"
-    return dataclasses.make_dataclass(name, fields, frozen=True)
+    shown = [attr for attr, _hint, secret in names if not secret]
+
+    def __repr__(self) -> str:
+        return f"{name}({', '.join(f'{a}={getattr(self, a)!r}' for a in shown)})"
+
+    fields = [(attr, hint) for attr, hint, _secret in names]
+    return dataclasses.make_dataclass(name, fields, frozen=True, repr=False, namespace={"__repr__": __repr__})
 
 
 def load(settings: list[Setting], prefix: str, environ: Mapping[str, str] | None = None):

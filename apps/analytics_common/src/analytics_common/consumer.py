@@ -125,8 +125,14 @@ class BatchConsumer:
         self.on_assign(consumer, partitions)
 
     def run(self) -> None:
-        self.http = serve(self.cfg.metrics_host, self.cfg.metrics_port, self.heartbeat, self.ready,
-                          self.cfg.metrics_tls_cert_file, self.cfg.metrics_tls_key_file)  # fmt: skip
+        self.http = serve(
+            self.cfg.metrics_host,
+            self.cfg.metrics_port,
+            self.heartbeat,
+            self.ready,
+            self.cfg.metrics_tls_cert_file,
+            self.cfg.metrics_tls_key_file,
+        )
         self.consumer.subscribe([self.cfg.kafka_topic], on_assign=self._assigned)
         backoff = 1.0
         try:

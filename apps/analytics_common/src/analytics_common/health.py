@@ -47,8 +47,9 @@ class Heartbeat:
         return time.monotonic() - self.last < self.stale_after
 
 
-def serve(host: str, port: int, heartbeat: Heartbeat, ready: Callable[[], tuple[bool, dict]],
-          tls_cert=None, tls_key=None) -> ThreadingHTTPServer:  # fmt: skip
+def serve(
+    host: str, port: int, heartbeat: Heartbeat, ready: Callable[[], tuple[bool, dict]], tls_cert=None, tls_key=None
+) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
             self.send_response(status)

@@ -72,8 +72,9 @@ def create_app(cfg, reader: Reader | None = None) -> FastAPI:
     @app.middleware("http")
     async def count(request, call_next):
         response = await call_next(request)
-        PAGES.labels(request.url.path if request.url.path in {"/", "/api/summary"} else "other",
-                     str(response.status_code)).inc()  # fmt: skip
+        PAGES.labels(
+            request.url.path if request.url.path in {"/", "/api/summary"} else "other", str(response.status_code)
+        ).inc()
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
         return response

@@ -80,7 +80,7 @@ def horizontal_bars(totals: dict[str, int], width=460, row=26) -> str:
     items = list(totals.items())[:12]
     height = max(row * len(items) + 8, 40)
     label_w = 150
-    vmax = max((v for _, v in items), default=1) or 1
+    vmax = max((v for _unused, v in items), default=1) or 1
     out = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="Events per type" class="chart">']
     for i, (name, v) in enumerate(items):
         y = 4 + i * row
@@ -108,8 +108,10 @@ def history_bars(history: list[dict], width=460, height=150) -> str:
         c = ops.setdefault(x["operation"], color(len(ops)))
         bh = max(h * x["rows"] / vmax, 2)
         label = f"v{x['version']} {x['operation']} {x['timestamp'][:19]}: {x['rows']} rows, {x['files']} files"
-        out.append(f'<rect x="{left + i * bw + 1:.1f}" y="{8 + h - bh:.1f}" width="{max(bw - 2, 1):.1f}" '
-                   f'height="{bh:.1f}" fill="{c}"><title>{escape(label)}</title></rect>')  # fmt: skip
+        out.append(
+            f'<rect x="{left + i * bw + 1:.1f}" y="{8 + h - bh:.1f}" width="{max(bw - 2, 1):.1f}" '
+            f'height="{bh:.1f}" fill="{c}"><title>{escape(label)}</title></rect>'
+        )
     out.append(f'<text x="{left}" y="{height - 6}" class="axis">v{items[0]["version"]}</text>')
     out.append(
         f'<text x="{width - left}" y="{height - 6}" class="axis" text-anchor="end">v{items[-1]["version"]}</text>'

@@ -129,8 +129,14 @@ class EventTable:
         props = CommitProperties(app_transactions=txns)
         table = self.open() if self.dedup == "event_id" else None
         if table is None:
-            write_deltalake(self.uri, data, mode="append", partition_by=["event_date"],
-                            storage_options=self.options, commit_properties=props)  # fmt: skip
+            write_deltalake(
+                self.uri,
+                data,
+                mode="append",
+                partition_by=["event_date"],
+                storage_options=self.options,
+                commit_properties=props,
+            )
             return data.num_rows
         dates = {
             d - dt.timedelta(days=k)

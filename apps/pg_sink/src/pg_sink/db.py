@@ -15,8 +15,16 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 COLUMNS = (
-    "event_id", "event_type", "session_id", "user_id", "event_time", "received_at", "page", "properties", "metadata",
-)  # fmt: skip
+    "event_id",
+    "event_type",
+    "session_id",
+    "user_id",
+    "event_time",
+    "received_at",
+    "page",
+    "properties",
+    "metadata",
+)
 TYPES = ("uuid", "text", "text", "text", "timestamptz", "timestamptz", "text", "jsonb", "jsonb")
 # Errors that are about the rows, not about the server or the connection: class 22 (data exception) and 23 (integrity
 # constraint violation: a CHECK, a missing partition). Anything else is an outage and retries the whole batch.

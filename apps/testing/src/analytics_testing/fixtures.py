@@ -34,7 +34,7 @@ def kafka(test_pki):
 
 @pytest.fixture(scope="session")
 def postgres(test_pki):
-    pki = {k: v for k, v in test_pki.items()}
+    pki = dict(test_pki)
     pg = Postgres(pki)
     pg.start()
     pg.create_database()

@@ -244,9 +244,17 @@ class Postgres:
             pwfile.write_text(self.password)
             shutil.chown(pwfile, "postgres", "postgres")
             self._as_postgres(
-                str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=peer",
-                "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
-            )  # fmt: skip
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+            )
             pwfile.unlink()
             for name in ("cert", "key"):
                 target = data / f"server.{'crt' if name == 'cert' else 'key'}"
@@ -344,18 +352,31 @@ class SeaweedFS:
         log = self.folder / "weed.log"
         self.proc = subprocess.Popen(
             [
-                str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
-                f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}", "-volume.max=8",
-                "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
-                "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={ports['s3_grpc']}", f"-s3.config={cfg}",
-                f"-s3.cert.file={self.pki['cert']}", f"-s3.key.file={self.pki['key']}",
+                str(weed),
+                "server",
+                f"-dir={data}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={ports['master']}",
+                f"-master.port.grpc={ports['master_grpc']}",
+                f"-volume.port={ports['volume']}",
+                f"-volume.port.grpc={ports['volume_grpc']}",
+                "-volume.max=8",
+                "-filer",
+                f"-filer.port={ports['filer']}",
+                f"-filer.port.grpc={ports['filer_grpc']}",
+                "-s3",
+                f"-s3.port={self.port}",
+                f"-s3.port.grpc={ports['s3_grpc']}",
+                f"-s3.config={cfg}",
+                f"-s3.cert.file={self.pki['cert']}",
+                f"-s3.key.file={self.pki['key']}",
                 "-master.volumeSizeLimitMB=64",
             ],
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         wait_port(self.port, 90, self.proc, log)
         s3 = self.client("admin")
         deadline = time.time() + 60
