@@ -39,7 +39,14 @@ UNITS = [
         "Type=forking\nPIDFile=/run/nginx.pid\nExecStart=/usr/sbin/nginx",
         {
             "writable": ["/var/log/nginx", "/var/lib/nginx", "/run"],
-            "capabilities": ["CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL"],
+            "capabilities": [
+                "CAP_NET_BIND_SERVICE",
+                "CAP_SETUID",
+                "CAP_SETGID",
+                "CAP_CHOWN",
+                "CAP_KILL",
+                "CAP_DAC_OVERRIDE",
+            ],
         },
     ),
     (
