@@ -19,6 +19,7 @@ DEBIAN_UNITS = [
 EXCEPTIONS = {
     "postgresql@.service": "Patroni takes over PostgreSQL's unit (issue 16); Debian's pg_ctlcluster runs as root",
     "grafana-server.service": "AGPL: never run here, so a drop-in could not be proven to leave it working",
+    "test-listen@.service": "the security scenario's own test listeners (its prepare.yml), not a collection unit",
 }
 INSTANCE = {"bento@.service": "bento@1.service", "postgresql@.service": "postgresql@15-main.service"}
 
