@@ -6,11 +6,15 @@
 # The verifier records each failed test in reports/molecule/<scenario>.failures (molecule/conftest.py). After the first
 # failure no new scenario starts; the end of the output lists the failed tests with their messages (after molecule's
 # own recap, so the end of a CI log says what failed, or the last failed tasks when no test failed) and how long each scenario took.
+# AP_MOLECULE_TIMEOUT (seconds, default 1500) stops a scenario that runs over it, destroys its containers and fails it.
 source "$(dirname "$0")/lib.sh"
 
 [ $# -gt 0 ] || die "usage: $0 SCENARIO..."
 jobs=${AP_MOLECULE_JOBS:-1}
 [[ $jobs =~ ^[1-9]$ ]] || die "AP_MOLECULE_JOBS must be a number from 1 to 9 (got '$jobs')"
+# One scenario's limit: a hung one is stopped, destroyed and reported instead of eating the whole run's time.
+limit=${AP_MOLECULE_TIMEOUT:-1500}
+[[ $limit =~ ^[1-9][0-9]*$ ]] || die "AP_MOLECULE_TIMEOUT must be a number of seconds (got '$limit')"
 reports="$AP_ROOT/reports/molecule"
 mkdir -p "$reports"
 
@@ -31,12 +35,18 @@ done
 
 run_one() {  # scenario: runs it, leaves its exit code in reports/molecule/<s>.rc and its duration in <s>.seconds
   local s=$1 t0 rc=0
+  local -a cmd=(timeout --kill-after=60 "$limit" "$AP_VENV/bin/molecule" test -s "$s")
   t0=$(date +%s)
   rm -f "$reports/audit-$s.json"  # the audit matrix reads only what this run's scenarios wrote
   if [ "$jobs" = 1 ]; then
-    (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") > >(tee "$reports/$s.log") 2>&1 || rc=$?
+    (cd "$AP_ROOT" && "${cmd[@]}") > >(tee "$reports/$s.log") 2>&1 || rc=$?
   else
-    (cd "$AP_ROOT" && "$AP_VENV/bin/molecule" test -s "$s") >"$reports/$s.log" 2>&1 || rc=$?
+    (cd "$AP_ROOT" && "${cmd[@]}") >"$reports/$s.log" 2>&1 || rc=$?
+  fi
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    # Cut off: molecule's own destroy never ran. Say so in the log, and remove the scenario's containers and networks.
+    echo "TIMEOUT: molecule test -s $s ran over AP_MOLECULE_TIMEOUT=${limit}s and was stopped" >>"$reports/$s.log"
+    (cd "$AP_ROOT" && timeout 300 "$AP_VENV/bin/molecule" destroy -s "$s") >>"$reports/$s.log" 2>&1 || true
   fi
   echo $(( $(date +%s) - t0 )) >"$reports/$s.seconds"
   echo "$rc" >"$reports/$s.rc"
@@ -54,6 +64,7 @@ finish() {  # pid: report the scenario that ended
     failed+=("$s")
   fi
   step "molecule test -s $s: $( [ "$(cat "$reports/$s.rc")" = 0 ] && echo passed || echo FAILED ) in $(cat "$reports/$s.seconds")s"
+  [ ${#failed[@]} -eq 0 ] || [ ${#running[@]} -eq 0 ] || info "waiting for what still runs: ${running[*]}"
 }
 
 for s in "$@"; do
@@ -88,6 +99,9 @@ done
 if [ ${#failed[@]} -gt 0 ]; then
   for s in "${failed[@]}"; do
     echo "---- $s: failed tests"
+    grep -a "^TIMEOUT: " "$reports/$s.log" 2>/dev/null && \
+      { info "its last lines before it was stopped:"; sed 's/\x1b\[[0-9;]*m//g' "$reports/$s.log" | grep -av "^TIMEOUT: " \
+        | grep -a -E "TASK \[|fatal: |FAILED|RETRYING|PASSED|::test_" | tail -n 15 | cut -c1-400; }
     cat "$reports/$s.failures" 2>/dev/null && continue
     info "(no failed test recorded: the scenario failed outside its tests; its last failed tasks follow)"
     sed 's/\x1b\[[0-9;]*m//g' "$reports/$s.log" 2>/dev/null | grep -a -E "fatal: |FAILED!|failed: \[|CRITICAL|ERROR " \

@@ -62,7 +62,8 @@ def test_setup_script_and_unit():
     assert "mc mb --with-versioning platform/analytics" in script
     assert "mc anonymous set none platform/analytics" in script
     assert host.run("bash -n /usr/local/sbin/minio-setup").rc == 0
-    unit = host.file("/etc/systemd/system/minio.service").content_string
+    # The unit as systemd would run it: its file plus the shared hardening drop-in (roles/base: unit_hardening).
+    unit = host.run("systemctl cat minio.service").stdout
     assert "EnvironmentFile=/etc/minio/minio.env" in unit and "NoNewPrivileges=yes" in unit
     assert "6 nodes x 1 drives, EC:3" in unit
     # Not installed, not running: MinIO is never run on these machines.

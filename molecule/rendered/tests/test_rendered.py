@@ -270,8 +270,9 @@ def test_bento_secrets_stay_out_of_the_pipeline(obs):
     assert env.mode == 0o600 and env.user == "root"
     assert f"KAFKA_PASSWORD={lab_secret('kafka_bento')}" in read(obs, "/etc/bento/bento.env")
     assert lab_secret("kafka_bento") not in read(obs, "/etc/bento/bento.yaml")
-    unit = obs.file("/etc/systemd/system/bento@.service").content_string
-    for line in ("User=bento", "NoNewPrivileges=true", "ProtectSystem=strict", "EnvironmentFile=/etc/bento/bento.env"):
+    # The unit as systemd runs it: its file plus the shared hardening drop-in (roles/base: unit_hardening).
+    unit = obs.run("systemctl cat bento@.service").stdout
+    for line in ("User=bento", "NoNewPrivileges=yes", "ProtectSystem=strict", "EnvironmentFile=/etc/bento/bento.env"):
         assert line in unit
 
 

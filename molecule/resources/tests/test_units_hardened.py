@@ -1,6 +1,7 @@
 """Every systemd unit the collection writes or relies on carries the collection's one hardening drop-in
 (roles/base: unit_hardening) and scores 5 or lower ("OK") in `systemd-analyze security`. Shared by every scenario
-that converges the roles (.config/molecule/config.yml: additional_files_or_dirs); the insecure twin opts out."""
+that converges the roles (.config/molecule/config.yml: additional_files_or_dirs); the insecure twin and the
+scenarios that converge no role (default, fresh) opt out."""
 
 from __future__ import annotations
 
