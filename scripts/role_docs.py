@@ -3,8 +3,10 @@
 The description of each variable in meta/argument_specs.yml is the comment directly above it in defaults/main.yml
 (variables listed together under one comment share it). The variables table between the markers
 <!-- BEGIN VARIABLES --> and <!-- END VARIABLES --> in roles/<role>/README.md is generated from the role's main entry
-point. `python scripts/role_docs.py` rewrites both; `--check` exits non-zero naming every file that is out of date
-(the unit tests run it).
+point. Every tasks file called with tasks_from gets an entry point of its own name with the main entry point's
+options (Ansible looks a spec up by the tasks_from value, so `tasks_from: preflight` is validated by the `preflight`
+entry point; callers leave out ".yml"). `python scripts/role_docs.py` rewrites them all; `--check` exits non-zero
+naming every file that is out of date (the unit tests run it).
 """
 
 from __future__ import annotations
@@ -82,10 +84,73 @@ def comments(defaults_text: str) -> dict[str, str]:
 
 
 class _IndentDumper(yaml.SafeDumper):
-    """Lists indented under their key (yamllint's indentation rule)."""
+    """Lists indented under their key (yamllint's indentation rule); the main entry point's options, shared by the
+    entry points derived from it, written once and referred to by the anchor `main_options`."""
 
     def increase_indent(self, flow=False, indentless=False):
         return super().increase_indent(flow, False)
+
+    def generate_anchor(self, node):
+        return "main_options"
+
+
+def tasks_from_uses() -> set[tuple[str, str]]:
+    """(role, tasks file stem) for every include_role/import_role with tasks_from in the playbooks and roles. A role
+    named by a template (a loop over roles) stands for every role that has that tasks file."""
+    uses: set[tuple[str, str]] = set()
+    roles = [r.name for r in (ROOT / "roles").iterdir() if (r / "tasks").is_dir()]
+    for f in sorted([*(ROOT / "playbooks").glob("*.yml"), *(ROOT / "roles").glob("*/tasks/*.yml")]):
+        name = None
+        for line in f.read_text().splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            m = re.search(r"\bname:\s*\"?([^\"]+?)\"?\s*$", line)
+            if m and "analytics.platform." in m.group(1):
+                name = m.group(1).split("analytics.platform.", 1)[1]
+            m = re.search(r"\btasks_from:\s*(\S+)", line)
+            if m and name:
+                stem = m.group(1).strip("\"'").removesuffix(".yml")
+                uses |= {
+                    (r, stem)
+                    for r in roles
+                    if r == name or ("{{" in name and (ROOT / "roles" / r / "tasks" / f"{stem}.yml").is_file())
+                }
+                name = None
+    return uses
+
+
+def _first_comment(path: Path) -> str:
+    """The opening comment of a tasks file, as one sentence list (its first paragraph)."""
+    prose = []
+    for line in path.read_text().splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        body = line[1:].strip()
+        if not body or re.match(r"^([a-z_][a-z0-9_]*:|-\s|\{)", body):
+            break
+        prose.append(body)
+    return " ".join(prose).replace("{{", "{ {").replace("}}", "} }")
+
+
+def derived_entry_points(role: Path, spec: dict, uses: set[tuple[str, str]]) -> None:
+    """Every tasks file another play or role calls with tasks_from gets an entry point of that name, so Ansible
+    validates the role's variables there too (it looks the spec up by the tasks_from value). Its options are the main
+    entry point's; an entry point with options of its own (base: unit_hardening, artifact) is written by hand."""
+    specs = spec["argument_specs"]
+    main = specs["main"]
+    for r, stem in sorted(uses):
+        if r != role.name or stem == "main":
+            continue
+        current = specs.get(stem)
+        if current is not None and current.get("options") is not main["options"] and current.get("options"):
+            continue  # hand-written
+        path = role / "tasks" / f"{stem}.yml"
+        summary = _first_comment(path) or f"The role's {stem} tasks (tasks/{stem}.yml)."
+        specs[stem] = {
+            "short_description": f"tasks_from: {stem}, with the main entry point's variables",
+            "description": [summary],
+            "options": main["options"],
+        }
 
 
 def _type_of(value) -> str:
@@ -94,7 +159,7 @@ def _type_of(value) -> str:
     return {bool: "bool", int: "int", float: "float", list: "list", dict: "dict"}.get(type(value), "str")
 
 
-def sync_specs(role: Path, check: bool) -> list[str]:
+def sync_specs(role: Path, check: bool, uses: set[tuple[str, str]]) -> list[str]:
     spec_file = role / "meta" / "argument_specs.yml"
     defaults_file = role / "defaults" / "main.yml"
     if not spec_file.is_file() or not defaults_file.is_file():
@@ -117,6 +182,7 @@ def sync_specs(role: Path, check: bool) -> list[str]:
         if name in wanted and opt.get("description") != wanted[name]:
             opt["description"] = wanted[name]
             changed = True
+    derived_entry_points(role, spec, uses)
     text = "---\n" + yaml.dump(spec, Dumper=_IndentDumper, sort_keys=False, width=120, allow_unicode=True)
     if not changed and text == spec_file.read_text():
         return []
@@ -152,9 +218,10 @@ def process(role: Path, check: bool) -> list[str]:
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     problems = []
+    uses = tasks_from_uses()
     for role in sorted((ROOT / "roles").iterdir()):
         if (role / "tasks" / "main.yml").is_file():
-            problems += sync_specs(role, check)
+            problems += sync_specs(role, check, uses)
             problems += process(role, check)
     for p in problems:
         print(p, file=sys.stderr)

@@ -57,3 +57,29 @@ def test_readme_variable_tables_are_current():
         [sys.executable, str(ROOT / "scripts" / "role_docs.py"), "--check"], capture_output=True, check=False
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_every_tasks_from_is_validated_by_an_entry_point():
+    """Ansible looks a role's argument spec up by the tasks_from value as written: `tasks_from: preflight.yml` finds
+    no entry point named `preflight` and validates nothing. Every call names its entry point without ".yml", and the
+    role has a spec for it."""
+    import re
+
+    calls = []
+    for f in sorted([*(ROOT / "playbooks").glob("*.yml"), *(ROOT / "roles").glob("*/tasks/*.yml")]):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            m = re.search(r"^\s*tasks_from:\s*\"?([^\"\s]+)", line)
+            if m:
+                calls.append((f"{f.relative_to(ROOT)}:{n}", m.group(1)))
+    assert calls, "no tasks_from found"
+    for where, value in calls:
+        assert not value.endswith((".yml", ".yaml")), f"{where}: tasks_from {value} names no entry point"
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import role_docs
+
+    uses = role_docs.tasks_from_uses()
+    assert len(uses) >= len({v for _w, v in calls}), uses
+    for role, stem in uses:
+        specs = load(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]
+        assert stem in specs, f"roles/{role}: tasks_from {stem} has no entry point in meta/argument_specs.yml"
+        assert specs[stem].get("options"), f"roles/{role}: entry point {stem} validates no option"
