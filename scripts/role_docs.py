@@ -1,7 +1,9 @@
 """Keep each role's README and argument_specs in step with its defaults.
 
-The description of each variable in meta/argument_specs.yml is the comment directly above it in defaults/main.yml
-(variables listed together under one comment share it). The variables table between the markers
+The description of each variable in meta/argument_specs.yml is its own comment: after its value on its line
+(`name: value  # what it is`), or the comment lines right above it (after a bare `#` that ends its group's comment).
+Without one, the comment directly above it in defaults/main.yml (variables listed together under one comment share
+it; a unit test allows no shared description). The variables table between the markers
 <!-- BEGIN VARIABLES --> and <!-- END VARIABLES --> in roles/<role>/README.md is generated from the role's main entry
 point. Every tasks file called with tasks_from gets an entry point of its own name with the main entry point's
 options (Ansible looks a spec up by the tasks_from value, so `tasks_from: preflight` is validated by the `preflight`
@@ -71,16 +73,45 @@ def comments(defaults_text: str) -> dict[str, str]:
             else:
                 pending.append(body)
         else:
-            m = re.match(r"^([a-z_][a-z0-9_]*):", line)
+            m = re.match(r"^([a-z_][a-z0-9_]*):(.*)$", line)
             if m:
                 prose = [p for p in pending if p is not None]
+                own = ""
+                if "" in prose:
+                    # A bare "#" separates the group's comment (for the variables after it that have none of their
+                    # own) from this variable's own.
+                    cut = len(prose) - 1 - prose[::-1].index("")
+                    own = " ".join(prose[cut + 1 :])
+                    prose = prose[:cut]
                 if prose:
                     # Ansible templates argument specs: a description must not hold Jinja.
-                    current = " ".join(prose).replace("{{", "{ {").replace("}}", "} }")
+                    current = _no_jinja(" ".join(prose))
+                    current += "" if current.endswith((".", ")", ":")) else "."
                 pending = []
-                if current:
+                own = _trailing_comment(m.group(2)) or own
+                if own:  # `name: value  # what this one is`: the variable's own description
+                    out[m.group(1)] = _no_jinja(own[0].upper() + own[1:] + ("" if own.endswith(".") else "."))
+                elif current:
                     out[m.group(1)] = current
     return out
+
+
+def _no_jinja(text: str) -> str:
+    return text.replace("{{", "{ {").replace("}}", "} }")
+
+
+def _trailing_comment(rest: str) -> str:
+    """The comment after a value on its key's line (YAML: a # after whitespace, outside quotes), or ""."""
+    quote = ""
+    for i, ch in enumerate(rest):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or rest[i - 1] in " \t"):
+            return rest[i + 1 :].strip()
+    return ""
 
 
 class _IndentDumper(yaml.SafeDumper):

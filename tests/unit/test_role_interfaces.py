@@ -83,3 +83,15 @@ def test_every_tasks_from_is_validated_by_an_entry_point():
         specs = load(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]
         assert stem in specs, f"roles/{role}: tasks_from {stem} has no entry point in meta/argument_specs.yml"
         assert specs[stem].get("options"), f"roles/{role}: entry point {stem} validates no option"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_each_option_has_a_description_of_its_own(role):
+    """A description copied from a group comment says nothing about the option itself (role_docs.py takes a
+    variable's own trailing comment first)."""
+    options = load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    seen: dict[str, str] = {}
+    for name, opt in options.items():
+        desc = opt["description"] if isinstance(opt["description"], str) else " ".join(opt["description"])
+        assert desc not in seen, f"{name} and {seen[desc]} share one description: {desc!r}"
+        seen[desc] = name
