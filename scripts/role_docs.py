@@ -206,7 +206,7 @@ def sync_specs(role: Path, check: bool, uses: set[tuple[str, str]]) -> list[str]
     for name, value in defaults.items():
         if name not in options:  # a new variable: add it, typed from its default
             options[name] = {"type": _type_of(value), "description": wanted.get(name, "")}
-            if "password" in name or "secret" in name:
+            if any(w in name for w in ("password", "secret", "passphrase")) or name.endswith(("_pass", "_token")):
                 options[name]["no_log"] = True
             changed = True
     for name, opt in options.items():

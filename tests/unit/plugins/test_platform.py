@@ -44,8 +44,14 @@ def test_every_port_default_is_the_owning_roles_default(var):
     assert ROLE_DEFAULTS[var] == port_vars()[var], f"{var}: the role says {ROLE_DEFAULTS[var]}, the catalogue otherwise"
 
 
+ROLE_OPTIONS = {}  # every role's main options, the required ones (no default) included
+for _f in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
+    ROLE_OPTIONS.update(yaml.safe_load(_f.read_text())["argument_specs"]["main"]["options"])
+
+
 def test_every_secret_is_a_role_variable():
-    missing = [s for s in platform_secrets() if s not in ROLE_DEFAULTS]
+    missing = [s for s in platform_secrets() if s not in ROLE_OPTIONS]
+    assert all(ROLE_OPTIONS[s].get("no_log") for s in platform_secrets()), "a secret option without no_log"
     assert not missing and len(platform_secrets()) == len(set(platform_secrets()))
 
 
