@@ -189,6 +189,30 @@ def assert_passes(results: list[dict], controls: list[str]) -> None:
         assert any(r["status"] == "pass" for r in mine), f"{control}: nothing passed: {mine}"
 
 
+def served_fingerprint(vantage, name: str, port: int, postgres: bool = False) -> str:
+    """SHA-256 fingerprint (AB:CD:..., as openssl prints it) of the certificate name:port serves, seen from vantage (a
+    testinfra host) and verified against the platform CA for that name. postgres: PostgreSQL's SSLRequest first."""
+    code = (
+        "import hashlib, socket, ssl, struct\n"
+        "ctx = ssl.create_default_context(cafile='/etc/analytics-platform/pki/ca.crt')\n"
+        f"raw = socket.create_connection(({name!r}, {port}), timeout=10)\n"
+        + ("raw.sendall(struct.pack('!ii', 8, 80877103))\nassert raw.recv(1) == b'S'\n" if postgres else "")
+        + f"s = ctx.wrap_socket(raw, server_hostname={name!r})\n"
+        "print(hashlib.sha256(s.getpeercert(True)).hexdigest())"
+    )
+    r = py(vantage, code)
+    assert r.rc == 0, f"{name}:{port}: {r.stderr}"
+    digest = r.stdout.strip().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def installed_fingerprint(name: str) -> str:
+    """SHA-256 fingerprint of the host certificate installed on a lab host (the pki role's host.crt)."""
+    cmd = "openssl x509 -noout -fingerprint -sha256 -in /etc/analytics-platform/pki/host.crt"
+    out = lab_host(name).check_output(cmd)
+    return out.split("=", 1)[1].strip()
+
+
 def py(host, code: str):
     """Run a Python snippet on a lab host (python3 is on every host); returns the testinfra result."""
     import shlex

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import ansible_playbook, assert_refused, http, lab_host
+from conftest import ansible_playbook, assert_refused, http, installed_fingerprint, lab_host, served_fingerprint
 
 PROM = "https://127.0.0.1:9090"
 
@@ -169,3 +169,40 @@ def test_a_rule_file_that_does_not_parse_is_refused_by_name(scenario_dir, mon):
     assert f"monitoring_extra_rule_files: {bad}" in r.output
     assert mon.file("/etc/prometheus/rules").listdir() == before
     assert mon.run("systemctl is-active prometheus").stdout.strip() == "active"
+
+
+def test_certificate_renewed_in_an_earlier_play_reaches_postgresql_prometheus_and_the_exporters(scenario_dir, mon):
+    """Last in this file: it renews mon-c's and db-a's certificates. The pki role converges a host once per run; a
+    renewal in an earlier play must still reach PostgreSQL (its reload) when its play comes later; Prometheus and the
+    exporters serve the new certificate without a restart (they re-read it for every connection); every target stays
+    up behind verified TLS and the expiry metric shows the new certificate's date."""
+    served = {  # (host, port, PostgreSQL's SSLRequest first)
+        "prometheus": ("mon-c", 9090, False),
+        "node exporter on mon-c": ("mon-c", 9100, False),
+        "node exporter on db-a": ("db-a", 9100, False),
+        "postgres exporter": ("db-a", 9187, False),
+        "postgresql": ("db-a", 5432, True),
+    }
+    before = {h: installed_fingerprint(h) for h in ("mon-c", "db-a")}
+    for what, (host, port, pg) in served.items():
+        assert served_fingerprint(mon, host, port, pg) == before[host], what
+
+    r = ansible_playbook(scenario_dir / "renew.yml")
+    assert r.returncode == 0, r.output[-2000:]
+    after = {h: installed_fingerprint(h) for h in ("mon-c", "db-a")}
+    assert all(after[h] != before[h] for h in after), "the certificates were not renewed"
+    for what, (host, port, pg) in served.items():
+        assert served_fingerprint(mon, host, port, pg) == after[host], f"{what} still serves the old certificate"
+    # Prometheus verifies every target against the CA, which did not change: all of them are scraped again.
+    healthy = wait_for(lambda: not query(mon, "up == 0") and query(mon, "up == 1"), timeout=90)
+    assert healthy, query(mon, "up == 0")
+    # The certificate expiry exporter ran again (its handler hears the renewal): the metric shows the new date.
+    enddate = "openssl x509 -noout -enddate -in /etc/analytics-platform/pki/host.crt | cut -d= -f2"
+    installed = int(mon.check_output(f'date -d "$({enddate})" +%s'))
+    promql = 'ap_certificate_not_after_seconds{instance="mon-c", path="/etc/analytics-platform/pki/host.crt"}'
+
+    def exported():
+        got = query(mon, promql)
+        return got if got and int(float(got[0]["value"][1])) == installed else None
+
+    assert wait_for(exported, timeout=60), query(mon, promql)

@@ -6,7 +6,18 @@ import json
 import re
 
 import pytest
-from conftest import address, ansible_playbook, assert_passes, assert_refused, http, lab_host, py, run_audit
+from conftest import (
+    address,
+    ansible_playbook,
+    assert_passes,
+    assert_refused,
+    http,
+    installed_fingerprint,
+    lab_host,
+    py,
+    run_audit,
+    served_fingerprint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,31 +158,22 @@ def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
     assert_refused(scenario_dir, extra, message, ("edge-a", "cat /etc/nginx/nginx.conf"))
 
 
-def served_fingerprint(client, name: str = "edge-a", port: int = 443) -> str:
-    """SHA-256 fingerprint of the certificate a host serves, as openssl prints it (AB:CD:...), seen from client."""
-    connect = f"s = ctx.wrap_socket(socket.create_connection(({name!r}, {port})), server_hostname={name!r})\n"
-    r = py(client, CTX + "import hashlib\n" + connect + "print(hashlib.sha256(s.getpeercert(True)).hexdigest())")
-    assert r.rc == 0, r.stderr
-    return ":".join(re.findall("..", r.stdout.strip().upper()))
-
-
 def test_certificate_renewed_in_an_earlier_play_reaches_nginx_and_the_api(scenario_dir, client):
     """Last in this file: it renews the edge's and the API hosts' certificates. The pki role converges a host once per
     run; a renewal in an earlier play must still reload nginx and restart the API (it reads its certificate at start)
     when their own plays come later (site.yml's order). The API's port is open to the edge only: seen from there."""
-    on_disk = "openssl x509 -noout -fingerprint -sha256 -in /etc/analytics-platform/pki/host.crt"
     edge_host = lab_host("edge-a")
-    before = {h: lab_host(h).check_output(on_disk).split("=")[1] for h in ("edge-a", "api-a")}
-    assert served_fingerprint(client) == before["edge-a"]
+    before = {h: installed_fingerprint(h) for h in ("edge-a", "api-a")}
+    assert served_fingerprint(client, "edge-a", 443) == before["edge-a"]
     assert served_fingerprint(edge_host, "api-a", 3001) == before["api-a"]
 
     r = ansible_playbook(scenario_dir / "renew.yml")
     assert r.returncode == 0, r.output[-2000:]
-    after = {h: lab_host(h).check_output(on_disk).split("=")[1] for h in ("edge-a", "api-a")}
+    after = {h: installed_fingerprint(h) for h in ("edge-a", "api-a")}
     assert after["edge-a"] != before["edge-a"] and after["api-a"] != before["api-a"]  # renewed in the first play
     assert "Reload nginx for a new certificate" in r.stdout
-    assert served_fingerprint(client) == after["edge-a"]  # and served after the later plays' reload and restart
-    assert served_fingerprint(edge_host, "api-a", 3001) == after["api-a"]
+    assert served_fingerprint(client, "edge-a", 443) == after["edge-a"]  # served after the later plays' reload
+    assert served_fingerprint(edge_host, "api-a", 3001) == after["api-a"]  # and restart
 
 
 def test_the_audit_passes_the_api_controls_the_proxy_and_the_firewall():
