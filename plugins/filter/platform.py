@@ -11,6 +11,7 @@ from ansible_collections.analytics.platform.plugins.module_utils.platform import
     ENDPOINTS,
     conflicts,
     endpoint,
+    roles_of,
     secret_vars,
 )
 
@@ -116,6 +117,12 @@ def platform_units(_unused=None):
     }
 
 
+def platform_roles(group_names):
+    """The roles a host in these groups runs for its groups, in site.yml's order. base, pki, firewall and monitoring
+    run on every host and are not listed."""
+    return [r for r in roles_of(group_names) if r != "monitoring"]
+
+
 def platform_secrets(_unused=None):
     """Every secret variable of the platform."""
     return secret_vars()
@@ -139,6 +146,7 @@ class FilterModule:
             "platform_scrape_jobs": platform_scrape_jobs,
             "platform_tls_endpoints": platform_tls_endpoints,
             "platform_secrets": platform_secrets,
+            "platform_roles": platform_roles,
             "platform_units": platform_units,
             "platform_conflicts": platform_conflicts,
         }

@@ -16,18 +16,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-# Groups that make up the platform, with what each needs. "required" groups must exist and have hosts.
-REQUIRED_GROUPS = ("kafka", "postgresql_primary", "analytics_api", "nginx", "monitoring")
-OPTIONAL_GROUPS = (
-    "postgresql_replica",
-    "seaweedfs",
-    "minio",
-    "pg_sink",
-    "delta_writer",
-    "delta_dashboard",
-    "grafana",
-    "bento",
-)
+from ansible_collections.analytics.platform.plugins.module_utils.platform import optional_groups, required_groups
+
+# Groups that make up the platform (the catalogue's GROUPS): "required" groups must exist and have hosts.
+REQUIRED_GROUPS = required_groups()
+OPTIONAL_GROUPS = optional_groups()
 SEAWEEDFS_REPLICATION_RE = re.compile(r"^[0-9]{3}$")
 # Rule sets that can be checked on their own (a role checks only its own component).
 COMPONENTS = ("kafka", "postgresql", "object_store", "edge", "services")

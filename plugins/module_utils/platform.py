@@ -226,6 +226,49 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
+@dataclass(frozen=True)
+class Group:
+    role: str  # the role its hosts run
+    required: bool  # a whole platform needs hosts in it (the placement check refuses an inventory without)
+
+
+# The platform's inventory groups, in the order site.yml deploys their roles. The placement check's required and
+# optional groups and the preflight's roles per host come from here; every endpoint's group is one of them (or all).
+GROUPS = {
+    "kafka": Group("kafka", True),
+    "postgresql_primary": Group("postgresql", True),
+    "postgresql_replica": Group("postgresql", False),
+    "postgresql": Group("postgresql", False),  # the parent of both (its endpoint's group)
+    "seaweedfs": Group("seaweedfs", False),
+    "minio": Group("minio", False),
+    "analytics_api": Group("analytics_api", True),
+    "pg_sink": Group("pg_sink", False),
+    "delta_writer": Group("delta_writer", False),
+    "delta_dashboard": Group("delta_dashboard", False),
+    "bento": Group("bento", False),
+    "nginx": Group("nginx", True),
+    "grafana": Group("grafana", False),
+    "monitoring": Group("monitoring", True),
+}
+
+
+def required_groups():
+    return tuple(g for g, d in GROUPS.items() if d.required)
+
+
+def optional_groups():
+    return tuple(g for g, d in GROUPS.items() if not d.required)
+
+
+def roles_of(group_names):
+    """The roles a host in these groups runs, in site.yml's order, once each."""
+    out = []
+    for g, d in GROUPS.items():
+        if g in (group_names or []) and d.role not in out:
+            out.append(d.role)
+    return out
+
+
 def endpoint(name):
     try:
         return ENDPOINTS[name]

@@ -17,6 +17,7 @@ from ansible_collections.analytics.platform.plugins.filter.platform import (
     platform_endpoints,
     platform_matrix,
     platform_port,
+    platform_roles,
     platform_scrape_jobs,
     platform_secrets,
     platform_tls_endpoints,
@@ -137,3 +138,25 @@ def test_the_audit_follows_each_hosts_ports():
         platform_matrix("edge-a", HOSTVARS), {}, dict(HOSTVARS, **{"app-a": own}), ["app-a"]
     )
     assert {t["port"] for t in targets} == {22, 3443, 9100}
+
+
+def test_the_groups_are_the_catalogues():
+    from ansible_collections.analytics.platform.plugins.module_utils import placement, platform
+
+    assert {e.group for e in platform.ENDPOINTS.values()} - {"all"} <= set(platform.GROUPS)
+    assert all((ROOT / "roles" / g.role / "tasks" / "main.yml").is_file() for g in platform.GROUPS.values())
+    assert placement.REQUIRED_GROUPS == ("kafka", "postgresql_primary", "analytics_api", "nginx", "monitoring")
+    assert set(placement.REQUIRED_GROUPS) | set(placement.OPTIONAL_GROUPS) == set(platform.GROUPS)
+
+
+@pytest.mark.parametrize(
+    ("groups", "roles"),
+    [
+        (["zone_a", "postgresql_replica", "pg_sink"], ["postgresql", "pg_sink"]),
+        (["zone_b", "postgresql_primary", "postgresql", "monitoring"], ["postgresql"]),
+        (["zone_c", "nginx", "kafka", "analytics_api"], ["kafka", "analytics_api", "nginx"]),
+        (["outside", "vantage"], []),
+    ],
+)
+def test_a_hosts_roles_follow_its_groups_in_site_order(groups, roles):
+    assert platform_roles(groups) == roles
