@@ -188,6 +188,20 @@ def audit_endpoints(hostvars, hosts, port=None, scheme=None, var="ansible_host",
     return out
 
 
+def audit_secrets(host_vars, names):
+    """The secret values a host's variables hold, by name: {name: value} for each of `names` set to a non-empty string,
+    and {name['key']: value} for each entry of one set to a mapping (kafka_client_passwords, seaweedfs_s3_secret_keys,
+    minio_user_secrets). The audit looks for every one of them in processes, files and the journal."""
+    out = {}
+    for name in names or []:
+        value = (host_vars or {}).get(name)
+        if isinstance(value, str) and value:
+            out[name] = value
+        elif isinstance(value, dict):
+            out.update({f"{name}['{k}']": v for k, v in value.items() if isinstance(v, str) and v})
+    return out
+
+
 def audit_catalogue(_unused=None):
     """The catalogue of controls: [{id, title, severity, groups, remediation}]."""
     return [{"id": cid, **c} for cid, c in CATALOGUE.items()]
@@ -206,4 +220,5 @@ class FilterModule:
             "audit_addresses": audit_addresses,
             "audit_endpoints": audit_endpoints,
             "audit_catalogue": audit_catalogue,
+            "audit_secrets": audit_secrets,
         }

@@ -114,7 +114,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         ("internal", "admin"),
         "Kafka brokers (SASL_SSL)",
         tls="kafka",
-        secrets=("kafka_admin_password",),
+        secrets=("kafka_admin_password", "kafka_client_passwords"),
     ),
     "seaweedfs_s3": Endpoint(
         "seaweedfs",
@@ -123,7 +123,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         "SeaweedFS's S3 API",
         tls="s3",
         scheme="https",
-        secrets=("seaweedfs_jwt_key",),
+        secrets=("seaweedfs_jwt_key", "seaweedfs_s3_secret_keys"),
     ),
     "minio_api": Endpoint(
         "minio",
@@ -132,7 +132,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         "MinIO's S3 API",
         tls="s3",
         scheme="https",
-        secrets=("minio_root_password",),
+        secrets=("minio_root_password", "minio_user_secrets"),
     ),
     "minio_console": Endpoint("minio", (_p("minio_console_port", 9001),), ("internal", "vpn"), "MinIO's console"),
     "delta_dashboard": Endpoint(
