@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
 if str(COLLECTIONS) not in sys.path:
@@ -29,3 +30,16 @@ def playbook():
         return r
 
     return run
+
+
+def write_role_defaults(path, exclude=()):
+    """Every role's defaults and vars in one vars file, without the variables in `exclude` (those the test's inventory
+    sets: roles' defaults rank below the inventory, a play's vars_files would not). For plays that render what the
+    roles derive, on the controller, without running a role."""
+    merged = {}
+    for f in sorted(ROOT.glob("roles/*/defaults/main.yml")) + sorted(ROOT.glob("roles/*/vars/main.yml")):
+        merged.update(yaml.safe_load(f.read_text()) or {})
+    for var in exclude:
+        merged.pop(var, None)
+    merged["pki_cert_path"] = "/etc/analytics-platform/pki/host.crt"  # pki's are paths built from its own defaults
+    path.write_text(yaml.safe_dump(merged, width=1000))

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from ansible_collections.analytics.platform.plugins.module_utils.platform import ENDPOINTS, port_vars
 
+from .conftest import write_role_defaults
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIFT = 1111  # every port variable: its default + 1111 (no shifted port is another's default)
 PORTS = {var: default + SHIFT for var, default in port_vars().items()}
@@ -86,18 +88,6 @@ PLAY = """
 """
 
 
-def _defaults(path, inventory_vars):
-    """Every role's defaults and vars, without the variables the inventory sets (roles' defaults rank below the
-    inventory; a play's vars_files would not)."""
-    merged = {}
-    for f in sorted(ROOT.glob("roles/*/defaults/main.yml")) + sorted(ROOT.glob("roles/*/vars/main.yml")):
-        merged.update(yaml.safe_load(f.read_text()) or {})
-    for var in [*inventory_vars, "analytics_api_port"]:
-        merged.pop(var, None)
-    merged["pki_cert_path"] = "/etc/analytics-platform/pki/host.crt"  # pki's are paths built from its own defaults
-    path.write_text(yaml.safe_dump(merged, width=1000))
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, playbook):
     tmp = tmp_path_factory.mktemp("ports")
@@ -126,7 +116,7 @@ def rendered(tmp_path_factory, playbook):
     inventory["all"]["children"]["analytics_api"]["hosts"]["app-b"]["analytics_api_port"] = OWN_API_PORT
     inventory["all"]["children"]["platform"] = {"children": {g: {} for g in ("zone_a", "zone_b", "zone_c")}}
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    _defaults(tmp / "defaults.yml", inventory["all"]["vars"])
+    write_role_defaults(tmp / "defaults.yml", [*inventory["all"]["vars"], "analytics_api_port"])
     consumers = json.dumps(CONSUMERS)
     (tmp / "play.yml").write_text(PLAY.format(root=ROOT, out=out, defaults=tmp / "defaults.yml", consumers=consumers))
     r = playbook(tmp / "hosts.yml", tmp / "play.yml", cwd=tmp)

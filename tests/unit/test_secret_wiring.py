@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, write_role_defaults
 
 # client variable -> where its value comes from (the server side's variable, as a Jinja expression on the inventory)
 DERIVED = {
@@ -49,19 +49,12 @@ PLAY = """
 """
 
 
-def _role_defaults(exclude):
-    merged = {}
-    for f in sorted(ROOT.glob("roles/*/defaults/main.yml")):
-        merged.update(yaml.safe_load(f.read_text()) or {})
-    return {k: v for k, v in merged.items() if k not in exclude}
-
-
 @pytest.mark.parametrize("store", ["seaweedfs", "minio"])
 def test_a_clients_secret_defaults_to_its_servers(tmp_path, playbook, store):
     server = dict(SERVER_SIDE)
     if store == "minio":  # MinIO's service users hold the S3 keys instead
         server["minio_user_secrets"] = server.pop("seaweedfs_s3_secret_keys")
-    (tmp_path / "defaults.yml").write_text(yaml.safe_dump(_role_defaults(server), width=1000))
+    write_role_defaults(tmp_path / "defaults.yml", server)
     inventory = {"all": {"hosts": {"localhost": {"ansible_python_interpreter": "python3"}}, "vars": server}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     out = tmp_path / "out.json"
