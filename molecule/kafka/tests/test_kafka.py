@@ -340,9 +340,8 @@ def test_kafka_user_create_and_remove():
     ],
 )
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
-    # The checksum's content is checked on the controller before the copy (not in preflight): a full run for it.
     watch = ("kafka-1", "systemctl show -p ActiveEnterTimestamp kafka")
-    assert_refused(scenario_dir, extra, message, watch, preflight_only="checksum" not in extra)
+    assert_refused(scenario_dir, extra, message, watch)
 
 
 def test_partition_decrease_is_refused_and_changes_nothing(scenario_dir):

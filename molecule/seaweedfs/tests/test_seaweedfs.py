@@ -300,6 +300,5 @@ def test_zone_loss_keeps_reads_and_writes_then_heals():
     ],
 )
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
-    # The checksum's content is checked on the controller before the copy (not in preflight): a full run for it.
     watch = ("weed-a", "systemctl show -p ActiveEnterTimestamp weed-master")
-    assert_refused(scenario_dir, extra, message, watch, preflight_only="checksum" not in extra)
+    assert_refused(scenario_dir, extra, message, watch)
