@@ -20,7 +20,7 @@ MOLECULE_JOBS ?= 2
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs
 
-.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site endpoints first-steps post-event test lint unit integration \
+.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts endpoints first-steps post-event test lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills bench lab-memory clean
 
 help: ## List the targets
@@ -40,7 +40,7 @@ artifacts: venv ## Build Kafka, SeaweedFS and the service wheelhouse into artifa
 
 setup: host venv image artifacts ## Everything the lab and the tests need on this machine
 
-lab: setup lab-secrets lab-up site e2e endpoints first-steps ## Set up this machine, create the three-zone lab, deploy the platform, check it end to end
+lab: setup lab-secrets lab-up site lab-receiver e2e endpoints first-steps ## Set up this machine, create the three-zone lab, deploy the platform, check it end to end
 
 lab-secrets: venv ## Generate the lab's vault (random secrets, vault-encrypted, git-ignored)
 	@echo "==> Generating the lab's secrets into inventories/lab/group_vars/all/vault.yml"
@@ -66,6 +66,13 @@ audit: ## Audit the lab against the guide's security checklist (reports/audit: J
 	@echo "==> ansible-playbook -i $(INVENTORY) playbooks/audit.yml"
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) playbooks/audit.yml
 	@$(BIN)/python scripts/check_audit_report.py reports/audit
+
+lab-receiver: ## The lab's on-call inbox: the webhook receiver its Alertmanagers send to (lab/alert-receiver.yml)
+	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) lab/alert-receiver.yml
+
+alerts: ## The notifications the lab's Alertmanagers delivered to its inbox, one JSON line each (newest last)
+	@$(LAB_ENV) ansible 'monitoring[0]' -i $(INVENTORY) -o -m ansible.builtin.command \
+	  -a 'tail -n 20 /var/lib/lab-alert-receiver/alerts.jsonl'
 
 lab-memory: ## The running lab's memory per service and in total (docs/lab.md)
 	@bash scripts/lab-memory.sh

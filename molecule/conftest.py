@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from functools import cache
 from pathlib import Path
 
@@ -218,6 +219,16 @@ def installed_fingerprint(name: str) -> str:
     cmd = "openssl x509 -noout -fingerprint -sha256 -in /etc/analytics-platform/pki/host.crt"
     out = lab_host(name).check_output(cmd)
     return out.split("=", 1)[1].strip()
+
+
+def wait_for(fn, timeout: float = 150, step: float = 3):
+    """Call fn until it returns something truthy or timeout seconds passed; return its last value."""
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(step)
 
 
 def py(host, code: str):

@@ -64,7 +64,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "analytics_api": Endpoint(
         "analytics_api",
         (_p("analytics_api_port", 3001),),
-        ("load_balancer",),
+        ("load_balancer", "monitoring"),  # nginx for requests, Prometheus for /metrics
         "The ingest API, behind nginx",
         tls="analytics_api",
         scheme="https",
@@ -155,6 +155,25 @@ ENDPOINTS: dict[str, Endpoint] = {
         "Prometheus",
         tls="prometheus",
         scheme="https",
+        metrics="/metrics",
+        job="prometheus",
+    ),
+    # Alertmanager on the Prometheus hosts; 9093, its usual port, is Kafka's KRaft controller port here.
+    "alertmanager": Endpoint(
+        "monitoring",
+        (_p("monitoring_alertmanager_port", 9095),),
+        ("monitoring", "internal", "vpn"),
+        "Alertmanager (Prometheus posts alerts; operators silence them)",
+        tls="alertmanager",
+        scheme="https",
+        metrics="/metrics",
+        job="alertmanager",
+    ),
+    "alertmanager_cluster": Endpoint(
+        "monitoring",
+        (_p("monitoring_alertmanager_cluster_port", 9094),),
+        ("monitoring",),
+        "Alertmanager's cluster gossip (mutual TLS over TCP)",
     ),
     "kafka_controller": Endpoint(
         "kafka",

@@ -64,6 +64,9 @@ PLAY = """
     - ansible.builtin.template: {{src: {root}/roles/monitoring/templates/prometheus.yml.j2,
                                   dest: "{out}/{{{{ inventory_hostname }}}}/prometheus.yml", mode: "0644"}}
       when: "'monitoring' in group_names"
+    - ansible.builtin.template: {{src: {root}/roles/monitoring/templates/alertmanager.default.j2,
+                                  dest: "{out}/{{{{ inventory_hostname }}}}/alertmanager.default", mode: "0644"}}
+      when: "'monitoring' in group_names"
     - ansible.builtin.copy:
         dest: "{out}/{{{{ inventory_hostname }}}}/derived.json"
         mode: "0644"
@@ -101,6 +104,7 @@ def rendered(tmp_path_factory, playbook):
                 "firewall_internal_cidrs": ["10.0.0.0/8"],
                 "firewall_protect_controller": False,
                 "monitoring_postgres_exporter_password": STRONG,
+                "monitoring_alert_receivers": [{"name": "oncall", "type": "webhook", "url": "https://hooks.example/x"}],
             },
             "children": {
                 g: {"hosts": {h: {} for h, gs in HOSTS.items() if g in gs}}
@@ -154,7 +158,10 @@ def test_nginx_sends_each_api_host_to_its_own_port(rendered):
 def test_prometheus_scrapes_every_target_on_its_hosts_port(rendered):
     config = yaml.safe_load((rendered / "mon-c" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: [t for sc in j["static_configs"] for t in sc["targets"]] for j in config["scrape_configs"]}
-    assert jobs["prometheus"] == [f"localhost:{PORTS['monitoring_prometheus_port']}"]
+    assert jobs["prometheus"] == [f"10.0.0.18:{PORTS['monitoring_prometheus_port']}"]
+    assert jobs["alertmanager"] == [f"10.0.0.18:{PORTS['monitoring_alertmanager_port']}"]
+    alerting = config["alerting"]["alertmanagers"][0]
+    assert alerting["scheme"] == "https" and alerting["static_configs"][0]["targets"] == jobs["alertmanager"]
     assert jobs["analytics_api"] == [f"10.0.0.11:{PORTS['analytics_api_port']}", f"10.0.0.12:{OWN_API_PORT}"]
     assert jobs["pg_sink"] == [f"10.0.0.11:{PORTS['pg_sink_metrics_port']}"]
     assert jobs["delta_writer"] == [f"10.0.0.11:{PORTS['delta_writer_metrics_port']}"]
@@ -163,6 +170,13 @@ def test_prometheus_scrapes_every_target_on_its_hosts_port(rendered):
     assert len(jobs["node"]) == len(HOSTS) and all(
         t.endswith(f":{PORTS['monitoring_node_exporter_port']}") for t in jobs["node"]
     )
+
+
+def test_alertmanager_listens_on_its_port(rendered):
+    args = (rendered / "mon-c" / "alertmanager.default").read_text()
+    assert f"--web.listen-address=:{PORTS['monitoring_alertmanager_port']} " in args
+    assert f"--web.external-url=https://10.0.0.18:{PORTS['monitoring_alertmanager_port']} " in args
+    assert "--cluster.listen-address= " in args or args.rstrip().endswith('--cluster.listen-address="')
 
 
 def test_clients_follow_the_servers_ports(rendered):

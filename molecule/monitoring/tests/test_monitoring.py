@@ -6,7 +6,15 @@ import json
 import time
 
 import pytest
-from conftest import ansible_playbook, assert_refused, http, installed_fingerprint, lab_host, served_fingerprint
+from conftest import (
+    ansible_playbook,
+    assert_refused,
+    http,
+    installed_fingerprint,
+    lab_host,
+    served_fingerprint,
+    wait_for,
+)
 
 PROM = "https://127.0.0.1:9090"
 
@@ -22,15 +30,6 @@ def query(mon, promql: str) -> list[dict]:
     code, body = http(mon, f"{PROM}/api/v1/query?query={urllib.parse.quote(promql)}")
     assert code == 200, body
     return json.loads(body)["data"]["result"]
-
-
-def wait_for(fn, timeout=150, step=3):
-    deadline = time.time() + timeout
-    while True:
-        value = fn()
-        if value or time.time() > deadline:
-            return value
-        time.sleep(step)
 
 
 def test_rule_unit_tests_pass_and_catch_a_wrong_threshold(mon):
@@ -85,8 +84,9 @@ def eventually(promql_fn, check, timeout=120):
 
 
 def test_exported_metrics_carry_what_the_rules_need(mon):
-    certs = eventually(lambda: query(mon, "ap_certificate_not_after_seconds"), lambda v: len(v) == 4)
-    assert {c["metric"]["instance"] for c in certs} == {"mon-c", "db-a", "db-b", "api-b"}
+    # Two certificates per host (its own and the CA): wait until every host exported both.
+    certs = eventually(lambda: query(mon, "ap_certificate_not_after_seconds"), lambda v: len(v) == 8)
+    assert len(certs) == 8 and {c["metric"]["instance"] for c in certs} == {"mon-c", "db-a", "db-b", "api-b"}
     assert all(float(c["value"][1]) > time.time() + 86400 for c in certs)
 
     def values(promql):
@@ -153,10 +153,21 @@ def test_alerts_go_pending_live(mon):
         ('{"monitoring_error_rate_threshold": 5}', "monitoring_error_rate_threshold must be a fraction between 0"),
         ('{"monitoring_jobs_extra": [{"name": "x", "group": "all"}]}', "every entry of monitoring_jobs"),
         ('{"monitoring_prometheus_group": "nobody"}', "group 'nobody' (monitoring_prometheus_group)"),
+        ('{"monitoring_host_down_for": "2h"}', "monitoring_host_down_for and monitoring_zone_down_for 1s-99s"),
+        ('{"monitoring_alert_receivers": []}', "monitoring_alert_receivers must list where alerts go"),
+        (
+            '{"monitoring_alert_receivers": [{"name": "x", "type": "webhook", "url": "ftp://tok3n-in-the-url"}]}',
+            "receiver 'x' (webhook) needs url as an http(s) URL",
+        ),
+        (
+            '{"monitoring_alert_receivers": [{"name": "x", "type": "email", "to": "a@example.com"}]}',
+            "e-mail needs monitoring_alert_smtp with smarthost",
+        ),
     ],
 )
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
-    assert_refused(scenario_dir, extra, message, ("mon-c", "cat /etc/prometheus/prometheus.yml"))
+    r = assert_refused(scenario_dir, extra, message, ("mon-c", "cat /etc/prometheus/prometheus.yml"))
+    assert "tok3n" not in r.output, "a receiver's URL was printed"
 
 
 def test_a_rule_file_that_does_not_parse_is_refused_by_name(scenario_dir, mon):
@@ -174,10 +185,13 @@ def test_a_rule_file_that_does_not_parse_is_refused_by_name(scenario_dir, mon):
 def test_certificate_renewed_in_an_earlier_play_reaches_postgresql_prometheus_and_the_exporters(scenario_dir, mon):
     """Last in this file: it renews mon-c's and db-a's certificates. The pki role converges a host once per run; a
     renewal in an earlier play must still reach PostgreSQL (its reload) when its play comes later; Prometheus and the
-    exporters serve the new certificate without a restart (they re-read it for every connection); every target stays
+    exporters serve the new certificate without a restart (they re-read it for every connection), Alertmanager's
+    cluster gossip after one (its TLS transport reads it at start); every target stays
     up behind verified TLS and the expiry metric shows the new certificate's date."""
     served = {  # (host, port, PostgreSQL's SSLRequest first)
         "prometheus": ("mon-c", 9090, False),
+        "alertmanager": ("mon-c", 9095, False),
+        "alertmanager's cluster gossip (restarted for it)": ("mon-c", 9094, False),
         "node exporter on mon-c": ("mon-c", 9100, False),
         "node exporter on db-a": ("db-a", 9100, False),
         "postgres exporter": ("db-a", 9187, False),

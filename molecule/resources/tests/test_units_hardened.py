@@ -13,6 +13,7 @@ DROP_IN = "50-analytics-hardening.conf"
 DEBIAN_UNITS = [
     "nginx.service",
     "prometheus.service",
+    "prometheus-alertmanager.service",
     "prometheus-node-exporter.service",
     "prometheus-postgres-exporter.service",
 ]

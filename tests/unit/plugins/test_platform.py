@@ -67,7 +67,7 @@ def test_the_default_matrix_is_the_guides_table():
     assert m["analytics_api"] == {
         "group": "analytics_api",
         "ports": [3001],
-        "audience": "load_balancer",
+        "audience": ["load_balancer", "monitoring"],  # Prometheus reads /metrics
         "description": ENDPOINTS["analytics_api"].description,
     }
     assert m["postgresql"]["ports"] == [5432] and m["postgresql"]["audience"] == "internal"
