@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The on-call side of an Alertmanager webhook, for the tests and the lab's alert drills: it serves HTTPS with the
 host's certificate and appends every notification it is sent, as received, to a JSON-lines file with the time it
 arrived. GET returns that file. Standard library only (it runs on a bare lab host)."""
