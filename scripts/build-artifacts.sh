@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fill the git-ignored artifacts/ folder with what the roles install in the lab, plus a SHA256SUMS file:
 #   kafka_2.13-<version>.tgz  Apache Kafka assembled from Maven Central (build/kafka/pom.xml), laid out like upstream
+#   jmx_prometheus_javaagent-<version>.jar  the Prometheus JMX exporter agent Kafka loads (roles/kafka's version)
 #   weed                      SeaweedFS built with `go install` at the pinned version
 #   wheelhouse/               wheels of every service in apps/ and their dependencies (lab hosts install with --no-index),
 #                             and <service>.wheels: the wheels each service needs
@@ -58,6 +59,21 @@ else
   rm -rf "$AP_CACHE/kafka-stage"
   stamp "$kafka_tgz" "$kafka_recipe"
   step "Kafka $kafka_version: $kafka_tgz ($(du -h "$kafka_tgz" | cut -f1))"
+fi
+
+# --- The Prometheus JMX exporter agent (loaded into the Kafka JVM) ------------------------------------------------
+jmx_version=$(sed -n 's/^kafka_jmx_exporter_version: "\([^"]*\)".*/\1/p' "$AP_ROOT/roles/kafka/defaults/main.yml")
+[ -n "$jmx_version" ] || die "no kafka_jmx_exporter_version in roles/kafka/defaults/main.yml"
+jmx_jar="jmx_prometheus_javaagent-$jmx_version.jar"
+if fresh "$jmx_jar" "$jmx_version"; then
+  step "JMX exporter agent $jmx_version: up to date"
+else
+  run_logged "$AP_CACHE/jmx-mvn.log" "Maven download of the JMX exporter agent $jmx_version" \
+    mvn -B -q dependency:copy -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$jmx_version" \
+      -DoutputDirectory="$AP_ARTIFACTS"
+  [ -f "$jmx_jar" ] || die "the Maven download did not produce $jmx_jar"
+  stamp "$jmx_jar" "$jmx_version"
+  step "JMX exporter agent $jmx_version: $jmx_jar"
 fi
 
 # --- SeaweedFS -----------------------------------------------------------------------------------------------------
@@ -118,7 +134,7 @@ fi
 
 # --- Checksums -----------------------------------------------------------------------------------------------------
 files=()
-for f in kafka_2.13-*.tgz weed; do [ -f "$f" ] && files+=("$f"); done
+for f in kafka_2.13-*.tgz jmx_prometheus_javaagent-*.jar weed; do [ -f "$f" ] && files+=("$f"); done
 [ -d wheelhouse ] && files+=(wheelhouse/*.whl)
 sha256sum -- "${files[@]}" >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS
 step "Artifacts ready in $AP_ARTIFACTS (SHA256SUMS lists ${#files[@]} files)"

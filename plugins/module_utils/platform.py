@@ -181,6 +181,16 @@ ENDPOINTS: dict[str, Endpoint] = {
         ("kafka_cluster",),
         "Kafka's KRaft quorum (mutual TLS)",
     ),
+    "kafka_metrics": Endpoint(
+        "kafka",
+        (_p("kafka_metrics_port", 9404),),
+        ("monitoring",),
+        "Kafka's own metrics (the Prometheus JMX exporter agent in the broker)",
+        tls="kafka_metrics",
+        scheme="https",
+        metrics="/metrics",
+        job="kafka",
+    ),
     "seaweedfs_internal": Endpoint(
         "seaweedfs",
         (

@@ -18,10 +18,12 @@ from conftest import (
     ansible_playbook,
     assert_passes,
     assert_refused,
+    http,
     lab_ca,
     lab_host,
     lab_secret,
     run_audit,
+    tcp_open,
 )
 
 NODES = ["kafka-1", "kafka-2", "kafka-3"]
@@ -130,11 +132,62 @@ def test_node_runs_hardened_without_secrets_in_arguments(name):
     assert lab_secret("kafka_admin") not in cmdline
     # Only SSH, the SASL_SSL client port and the controller port listen; nothing in plain text.
     listening = host.run("ss -Hltn | awk '$4 !~ /^127\\./ {print $4}' | sed 's/.*://' | sort -u").stdout.split()
-    assert sorted(listening) == ["22", "9092", "9093"]
+    # (9404: the JMX exporter agent's metrics, over TLS: test_nodes_export_their_metrics_over_tls_only)
+    assert sorted(listening) == ["22", "9092", "9093", "9404"]
     props = host.file("/etc/kafka/server.properties")
     assert props.mode == 0o640 and props.group == "kafka"
     assert "PLAINTEXT://" not in props.content_string
     assert "allow.everyone.if.no.acl.found=false" in props.content_string
+
+
+def metrics_of(name: str) -> dict[str, float]:
+    """The JMX exporter agent's samples on a node, read on the node itself over HTTPS (verified against the platform
+    CA): {"name{labels}": value}."""
+    code, body = http(lab_host(name), f"https://{address(name)}:9404/metrics")
+    assert code == 200, f"{name}: the metrics endpoint answered {code}"
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, _sep, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def test_nodes_export_their_metrics_over_tls_only():
+    per_node = {n: metrics_of(n) for n in NODES}
+    for name, m in per_node.items():
+        # Healthy cluster: nothing under-replicated, below min.insync.replicas or offline.
+        assert m["kafka_server_replicamanager_underreplicatedpartitions"] == 0
+        assert m["kafka_server_replicamanager_underminisrpartitioncount"] == 0
+        assert m["kafka_log_logmanager_offlinelogdirectorycount"] == 0
+        # Every node holds a replica of each of the events topic's 10 partitions (RF 3 on 3 nodes).
+        sizes = [k for k in m if k.startswith("kafka_log_size_bytes{") and f'topic="{TOPIC}"' in k]
+        assert len(sizes) == 10, f"{name}: {len(sizes)} partition sizes of {TOPIC}"
+        assert any(k.startswith("kafka_network_requests_total{") for k in m)
+        assert any(k.startswith("jvm_memory_used_bytes{") for k in m)
+        # The catch-all is not exported (thousands of series per node).
+        assert len(m) < 2000, f"{name} exports {len(m)} samples"
+    # Exactly one active controller in the quorum; offline partitions as the controllers see them: none.
+    assert sum(m["kafka_controller_kafkacontroller_activecontrollercount"] for m in per_node.values()) == 1
+    assert max(m["kafka_controller_kafkacontroller_offlinepartitionscount"] for m in per_node.values()) == 0
+    # Plain HTTP gets no metrics; the agent's keystore and configuration are the group's only.
+    host = lab_host("kafka-1")
+    plain = host.run(
+        f"timeout 5 python3 -c \"import urllib.request as u; u.urlopen('http://{address('kafka-1')}:9404/metrics')\""
+    )
+    assert plain.rc != 0
+    for path in ("/etc/kafka/metrics-keystore.p12", "/etc/kafka/jmx-exporter.yml"):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "kafka", 0o640), path
+    # The keystore password is in no process's arguments.
+    cmdline = host.run("cat /proc/$(systemctl show -p MainPID --value kafka)/cmdline | tr '\\0' ' '").stdout
+    assert "-javaagent:" in cmdline and "keyStore" not in cmdline and "Password" not in cmdline
+
+
+def test_metrics_port_is_closed_to_hosts_outside_the_monitoring_group():
+    # The scenario has no monitoring host: nobody else may connect (the outside host, and another Kafka node).
+    for vantage in ("kafka-x", "kafka-2"):
+        assert not tcp_open(lab_host(vantage), address("kafka-1"), 9404), vantage
 
 
 # --- security -------------------------------------------------------------------------------------------------------
@@ -298,10 +351,18 @@ def test_the_audit_passes_kafka_its_logins_tls_firewall_and_secrets():
     no PLAINTEXT, SCRAM-SHA-512 only, ACL default deny, no default login from outside or from inside, TLS, only the
     port matrix answering, no secret in arguments, readable files or the journal."""
     controls = ["kafka_sasl_ssl", "default_passwords", "tls", "firewall", "secrets"]
-    endpoints = {"audit_tls_endpoints": [{"group": "kafka", "port": 9092, "service": "kafka"}]}
+    endpoints = {
+        "audit_tls_endpoints": [
+            {"group": "kafka", "port": 9092, "service": "kafka"},
+            {"group": "kafka", "endpoint": "kafka_metrics", "service": "kafka_metrics"},
+        ]
+    }
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
     assert_passes(results, controls)
     assert r.returncode == 0, r.output[-2000:]
+    # The JMX exporter agent's HTTPS (Java's TLS server) was probed on every node, not only the brokers' listener.
+    probed = {(e["host"], e["target"]) for e in results if e["control"] == "tls" and e["status"] == "pass"}
+    assert {(n, "kafka_metrics:9404") for n in NODES} <= probed, probed
 
 
 def test_kafka_user_rotates_only_when_the_password_changed():
