@@ -231,6 +231,48 @@ def wait_for(fn, timeout: float = 150, step: float = 3):
         time.sleep(step)
 
 
+def dashboards() -> dict[str, dict]:
+    """The grafana role's dashboards: {file name: dashboard}."""
+    folder = ROOT / "roles" / "grafana" / "files" / "dashboards"
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def dashboard_metric_names(tag: str) -> set[str]:
+    """The metric names the PromQL queries of the dashboards tagged `tag` read."""
+    model = dashboard_model()
+    names: set[str] = set()
+    for dash in dashboards().values():
+        if tag in dash.get("tags", []):
+            for _title, kind, query in model.dashboard_queries(json.dumps(dash)):
+                if kind == "prometheus":
+                    names |= model.promql_metric_names(query)
+    return names
+
+
+@cache
+def dashboard_model():
+    """plugins/module_utils/dashboards.py (plain Python), as the grafana role's preflight runs it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboards", ROOT / "plugins" / "module_utils" / "dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exposition_names(text: str) -> set[str]:
+    """Metric names a /metrics page declares or samples, with the series names a histogram, summary or counter
+    family gives (a labelled family with no sample yet is declared only by its # TYPE line)."""
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            family = line.split()[2]
+            names |= {family, *(family + s for s in ("_total", "_bucket", "_count", "_sum", "_created"))}
+        elif line and not line.startswith("#"):
+            names.add(line.split("{")[0].split(" ")[0])
+    return names
+
+
 def py(host, code: str):
     """Run a Python snippet on a lab host (python3 is on every host); returns the testinfra result."""
     import shlex

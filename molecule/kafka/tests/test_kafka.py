@@ -18,6 +18,8 @@ from conftest import (
     ansible_playbook,
     assert_passes,
     assert_refused,
+    dashboard_metric_names,
+    exposition_names,
     http,
     lab_ca,
     lab_host,
@@ -182,6 +184,19 @@ def test_nodes_export_their_metrics_over_tls_only():
     # The keystore password is in no process's arguments.
     cmdline = host.run("cat /proc/$(systemctl show -p MainPID --value kafka)/cmdline | tr '\\0' ' '").stdout
     assert "-javaagent:" in cmdline and "keyStore" not in cmdline and "Password" not in cmdline
+
+
+def test_the_kafka_dashboard_reads_only_metrics_the_nodes_export():
+    """Grafana never runs here: the Kafka dashboard's queries must name metrics the agent really serves (its node_*
+    names are the node exporter's, checked by the monitoring scenario with the hosts dashboard)."""
+    served = set()
+    for name in NODES:
+        code, body = http(lab_host(name), f"https://{address(name)}:9404/metrics")
+        assert code == 200
+        served |= exposition_names(body)
+    wanted = dashboard_metric_names("kafka") - dashboard_metric_names("hosts")
+    assert len(wanted) > 10 and "kafka_no_such_metric" not in served
+    assert wanted <= served, f"the Kafka dashboard reads metrics no node serves: {sorted(wanted - served)}"
 
 
 def test_metrics_port_is_closed_to_hosts_outside_the_monitoring_group():

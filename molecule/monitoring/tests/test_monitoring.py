@@ -9,6 +9,9 @@ import pytest
 from conftest import (
     ansible_playbook,
     assert_refused,
+    dashboard_metric_names,
+    dashboard_model,
+    dashboards,
     http,
     installed_fingerprint,
     lab_host,
@@ -105,6 +108,51 @@ def test_exported_metrics_carry_what_the_rules_need(mon):
     lag = eventually(lambda: query(mon, "ap_replication_replay_lag_seconds"), bool)
     assert [r["metric"]["instance"] for r in lag] == ["db-a"] and float(lag[0]["value"][1]) < 60
     assert eventually(lambda: query(mon, 'http_requests_total{job="analytics_api"}'), bool)
+
+
+def grafana_variables_filled(expr: str) -> str:
+    """A dashboard query as Grafana sends it: its own intervals filled in, and "All" for the dashboard's variables."""
+    import re
+
+    for var, value in (("$__rate_interval", "1m"), ("$__interval", "1m"), ("$__range", "1h")):
+        expr = expr.replace(var, value)
+    return re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", ".*", expr)
+
+
+def test_prometheus_runs_every_dashboard_query_and_knows_every_metric_they_read(mon):
+    """Grafana never runs here (AGPL): this Prometheus parses and runs every Prometheus query of every dashboard, and
+    the dashboards of what this scenario runs (the API, PostgreSQL, the hosts, monitoring) read only metrics that are
+    scraped here. A name is known when sampled, or declared by a scraped target (a labelled counter with no sample
+    yet, such as the API's produce errors)."""
+    import urllib.parse
+
+    def run(expr):
+        code, body = http(mon, f"{PROM}/api/v1/query?query={urllib.parse.quote(grafana_variables_filled(expr))}")
+        return code, json.loads(body) if body.startswith("{") else {"error": body}
+
+    model = dashboard_model()
+    ran = 0
+    for name, dash in dashboards().items():
+        for title, kind, expr in model.dashboard_queries(json.dumps(dash)):
+            if kind == "prometheus":
+                code, answer = run(expr)
+                assert code == 200 and answer.get("status") == "success", f"{name} '{title}': {answer.get('error')}"
+                ran += 1
+    assert ran >= 60, ran
+    # The parse check can fail: Prometheus answers 400 to a broken query.
+    assert run("sum(rate(http_requests_total[5m])")[0] == 400
+
+    code, body = http(mon, f"{PROM}/api/v1/label/__name__/values")
+    assert code == 200
+    known = set(json.loads(body)["data"])
+    code, body = http(mon, f"{PROM}/api/v1/metadata")
+    assert code == 200
+    for family in json.loads(body)["data"]:
+        known |= {family, *(family + s for s in ("_total", "_bucket", "_count", "_sum"))}
+    wanted = set().union(*(dashboard_metric_names(tag) for tag in ("api", "postgresql", "hosts", "monitoring")))
+    assert len(wanted) > 30 and "ap_no_such_metric" not in known
+    missing = wanted - known
+    assert not missing, f"dashboards read metrics no target here serves: {sorted(missing)}"
 
 
 def test_every_rule_is_loaded_and_healthy(mon):

@@ -11,7 +11,17 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import ROOT, ansible_playbook, assert_passes, assert_refused, lab_host, lab_secret, run_audit
+from conftest import (
+    ROOT,
+    ansible_playbook,
+    assert_passes,
+    assert_refused,
+    dashboard_model,
+    dashboards,
+    lab_host,
+    lab_secret,
+    run_audit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,47 +124,24 @@ def test_the_database_source_is_the_read_replica_with_verify_full(obs):
     assert prom["url"] == "https://192.0.2.30:9090" and "BEGIN CERTIFICATE" in prom["secureJsonData"]["tlsCACert"]
 
 
-DASHBOARD_SCHEMA = {
-    "type": "object",
-    "required": ["uid", "title", "panels", "schemaVersion"],
-    "properties": {
-        "uid": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,40}$"},
-        "schemaVersion": {"type": "integer", "minimum": 30},
-        "panels": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["id", "type", "title", "gridPos", "datasource", "targets"],
-                "properties": {
-                    "gridPos": {
-                        "type": "object",
-                        "required": ["h", "w", "x", "y"],
-                        "properties": {"w": {"maximum": 24}, "x": {"maximum": 23}},
-                    },
-                    "datasource": {"type": "object", "required": ["type", "uid"]},
-                    "targets": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["refId"]}},
-                },
-            },
-        },
-    },
-}
-
-
 def test_dashboards_validate_and_use_only_provisioned_sources(obs):
-    uids = set(datasources(obs))
-    files = obs.file("/var/lib/grafana-dashboards").listdir()
-    assert sorted(files) == ["events.json", "overview.json"]
-    titles = set()
-    for name in files:
-        dash = json.loads(read(obs, f"/var/lib/grafana-dashboards/{name}"))
-        jsonschema.validate(dash, DASHBOARD_SCHEMA)
-        ids = [p["id"] for p in dash["panels"]]
-        assert len(ids) == len(set(ids)), name
-        for p in dash["panels"]:
-            assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24, (name, p["title"])
-            assert p["datasource"]["uid"] in uids, (name, p["title"])
-            titles.add(p["title"].lower())
+    """The dashboards as installed, against Grafana's dashboard model and the data sources rendered next to them
+    (the check the role's preflight runs on the controller: plugins/module_utils/dashboards.py)."""
+    sources = {uid: d["type"] for uid, d in datasources(obs).items()}
+    files = {
+        name: read(obs, f"/var/lib/grafana-dashboards/{name}")
+        for name in obs.file("/var/lib/grafana-dashboards").listdir()
+    }
+    assert sorted(files) == sorted(dashboards()), "the host's dashboards are not the role's"
+    model = dashboard_model()
+    assert model.dashboards_problems(files, sources) == []
+    # One dashboard per component and the overview; the check fails a dashboard whose source is not rendered here.
+    tags = {tag for text in files.values() for tag in json.loads(text)["tags"]}
+    assert {"overview", "api", "kafka", "postgresql", "pipelines", "hosts", "monitoring", "events"} <= tags
+    without_prometheus = {"analytics-replica": sources["analytics-replica"]}
+    problems = model.dashboards_problems(files, without_prometheus)
+    assert any("'platform-prometheus' is not provisioned" in p for p in problems)
+    titles = {p["title"].lower() for text in files.values() for p in json.loads(text)["panels"] if p["type"] != "row"}
     for topic in ("ingest rate", "error", "latency", "consumer lag", "postgresql", "object store"):
         assert any(topic in t for t in titles), topic
     provider = yaml.safe_load(read(obs, "/etc/grafana/provisioning/dashboards/platform.yml"))
@@ -293,9 +280,28 @@ def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
     assert_refused(scenario_dir, extra, message, ("obs-c", "cat /etc/grafana/grafana.ini"))
 
 
-def test_a_dashboard_that_is_not_json_is_refused_by_name(scenario_dir, tmp_path: Path):
-    (tmp_path / "broken.json").write_text("{not json")
+def off_the_grid(dash):
+    dash["panels"][1]["gridPos"]["x"] = 20
+    return dash
+
+
+def unprovisioned_source(dash):
+    dash["panels"][0]["datasource"]["uid"] = "someone-elses-prometheus"
+    return dash
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (None, "broken.json: not JSON"),
+        (off_the_grid, "broken.json: panel 2 'Error ratio (5xx share per service)': gridPos x + w is 32"),
+        (unprovisioned_source, "datasource uid 'someone-elses-prometheus' is not provisioned"),
+    ],
+)
+def test_a_dashboard_grafana_could_not_show_is_refused_by_name(scenario_dir, tmp_path: Path, break_it, message):
+    overview = dashboards()["overview.json"]
+    (tmp_path / "broken.json").write_text(json.dumps(break_it(overview)) if break_it else "{not json")
     r = ansible_playbook(
         scenario_dir / "converge.yml", "-e", json.dumps({"grafana_dashboards_dir": str(tmp_path)}), preflight_only=True
     )
-    assert r.returncode != 0 and "broken.json" in r.output
+    assert r.returncode != 0 and message in r.output, r.output[-1500:]

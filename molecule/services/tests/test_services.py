@@ -7,7 +7,18 @@ import json
 import time
 
 import pytest
-from conftest import ROOT, ansible_playbook, assert_passes, assert_refused, http, lab_host, lab_secret, run_audit
+from conftest import (
+    ROOT,
+    ansible_playbook,
+    assert_passes,
+    assert_refused,
+    dashboard_metric_names,
+    exposition_names,
+    http,
+    lab_host,
+    lab_secret,
+    run_audit,
+)
 
 SERVICES = {
     "svc-a": ["analytics-api", "pg-sink"],
@@ -110,6 +121,19 @@ def test_the_consumers_metrics_are_served_over_tls_only(name, url):
     code, body = http(lab_host(name), url)
     assert code != 200, body
     assert http(lab_host(name), url.replace("http://127.0.0.1", f"https://{name}"))[0] == 200  # verified by name
+
+
+def test_the_pipelines_dashboard_reads_only_metrics_the_consumers_declare():
+    """Grafana never runs here: the sink and writer dashboard's queries must name metrics pg_sink and delta_writer
+    serve (declared by # TYPE before their first sample: no Kafka runs in this scenario)."""
+    served = set()
+    for name, port in (("svc-a", 9101), ("svc-b", 9102)):
+        code, body = http(lab_host(name), f"https://{name}:{port}/metrics")
+        assert code == 200, body
+        served |= exposition_names(body)
+    wanted = dashboard_metric_names("pipelines")
+    assert len(wanted) >= 6 and "consumer_no_such_metric" not in served
+    assert wanted <= served, f"the dashboard reads metrics the consumers do not serve: {sorted(wanted - served)}"
 
 
 def test_the_audit_passes_the_services_tls_and_secrets():
