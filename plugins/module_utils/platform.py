@@ -83,6 +83,17 @@ ENDPOINTS: dict[str, Endpoint] = {
         tls_port=1,
         scheme="https",
     ),
+    # nginx serves its own metrics (Debian's nginx exporter on the loopback, reading stub_status) over its TLS.
+    "nginx_metrics": Endpoint(
+        "nginx",
+        (_p("nginx_metrics_port", 9113),),
+        ("monitoring",),
+        "nginx's metrics (the exporter behind nginx's TLS)",
+        tls="nginx_metrics",
+        scheme="https",
+        metrics="/metrics",
+        job="nginx",
+    ),
     "grafana": Endpoint(
         "grafana",
         (_p("grafana_port", 3000),),

@@ -152,7 +152,8 @@ def test_nginx_sends_each_api_host_to_its_own_port(rendered):
     conf = (rendered / "edge-a" / "nginx.conf").read_text()
     servers = re.findall(r"^\s+server (\S+) max_fails", conf, re.M)
     assert servers == [f"10.0.0.11:{PORTS['analytics_api_port']}", f"10.0.0.12:{OWN_API_PORT}"]
-    assert re.findall(r"listen (\d+)[ ;]", conf) == [str(PORTS["nginx_http_port"]), str(PORTS["nginx_https_port"])]
+    listens = re.findall(r"listen (\d+)[ ;]", conf)
+    assert listens == [str(PORTS[v]) for v in ("nginx_http_port", "nginx_https_port", "nginx_metrics_port")]
 
 
 def test_prometheus_scrapes_every_target_on_its_hosts_port(rendered):

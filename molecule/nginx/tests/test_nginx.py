@@ -11,12 +11,15 @@ from conftest import (
     ansible_playbook,
     assert_passes,
     assert_refused,
+    dashboard_metric_names,
+    exposition_names,
     http,
     installed_fingerprint,
     lab_host,
     py,
     run_audit,
     served_fingerprint,
+    tcp_open,
 )
 
 
@@ -137,6 +140,46 @@ def test_one_api_host_down_requests_still_succeed(client):
         api_a.run("systemctl start analytics-api")
 
 
+def nginx_metrics() -> tuple[str, dict[str, float]]:
+    """nginx's /metrics as Prometheus gets them (on the edge itself: the port is the monitoring hosts' only):
+    (the page, {"name{labels}": value})."""
+    code, body = http(lab_host("edge-a"), f"https://{address('edge-a')}:9113/metrics")
+    assert code == 200, f"nginx's metrics port answered {code}: {body[:300]}"
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, _sep, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return body, samples
+
+
+def test_nginx_serves_its_metrics_over_its_own_tls_and_counts_requests(client):
+    _body, before = nginx_metrics()
+    assert before["nginx_up"] == 1, "the exporter does not reach nginx's stub_status"
+    for _n in range(25):
+        assert http(client, "https://edge-a/health")[0] == 200
+    _body, after = nginx_metrics()
+    assert after["nginx_http_requests_total"] - before["nginx_http_requests_total"] >= 25
+    assert after["nginx_connections_accepted"] > before["nginx_connections_accepted"]
+    edge = lab_host("edge-a")
+    # The exporter itself listens on the loopback only, in plain HTTP; nginx's TLS refuses TLS 1.1 on the metrics port.
+    listening = edge.run("ss -Hltn 'sport = :9114'").stdout
+    assert "127.0.0.1:9114" in listening and "0.0.0.0:9114" not in listening and "*:9114" not in listening
+    assert offers_tls11(edge, address("edge-a"), 9113) is False
+    code, _body = http(edge, f"http://{address('edge-a')}:9113/metrics")
+    assert code == 400  # nginx answers plain HTTP on a TLS port with 400, and no metrics
+    # Nobody outside the monitoring group reaches it (this scenario has no monitoring host), while 443 is open.
+    assert tcp_open(client, address("edge-a"), 443) and not tcp_open(client, address("edge-a"), 9113)
+
+
+def test_the_nginx_dashboard_reads_only_metrics_nginx_serves():
+    body, _samples = nginx_metrics()
+    served = exposition_names(body)
+    wanted = dashboard_metric_names("nginx")
+    assert len(wanted) >= 5 and "nginx_no_such_metric" not in served
+    assert wanted <= served, f"the nginx dashboard reads metrics nginx does not serve: {sorted(wanted - served)}"
+
+
 def test_nginx_config_is_validated_and_upstreams_are_verified():
     edge_host = lab_host("edge-a")
     conf = edge_host.file("/etc/nginx/nginx.conf").content_string
@@ -152,6 +195,7 @@ def test_nginx_config_is_validated_and_upstreams_are_verified():
     [
         ('{"nginx_rate_limit": "0r/s"}', "nginx_rate_limit must be a positive rate"),
         ('{"nginx_upstream_group": "nobody"}', "group 'nobody' (nginx_upstream_group) must list the API hosts"),
+        ('{"nginx_exporter_port": 9113}', "nginx_exporter_port is 9113: a free port"),
     ],
 )
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
@@ -173,6 +217,7 @@ def test_certificate_renewed_in_an_earlier_play_reaches_nginx_and_the_api(scenar
     assert after["edge-a"] != before["edge-a"] and after["api-a"] != before["api-a"]  # renewed in the first play
     assert "Reload nginx for a new certificate" in r.stdout
     assert served_fingerprint(client, "edge-a", 443) == after["edge-a"]  # served after the later plays' reload
+    assert served_fingerprint(edge_host, "edge-a", 9113) == after["edge-a"]  # the metrics port too
     assert served_fingerprint(edge_host, "api-a", 3001) == after["api-a"]  # and restart
 
 
@@ -183,8 +228,11 @@ def test_the_audit_passes_the_api_controls_the_proxy_and_the_firewall():
         "audit_tls_endpoints": [
             {"group": "analytics_api", "port": 3001, "service": "analytics_api"},
             {"group": "nginx", "port": 443, "service": "nginx"},
+            {"group": "nginx", "endpoint": "nginx_metrics", "service": "nginx_metrics"},
         ]
     }
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
     assert_passes(results, controls)
     assert r.returncode == 0, r.output[-2000:]
+    probed = {(e["host"], e["target"]) for e in results if e["control"] == "tls" and e["status"] == "pass"}
+    assert ("edge-a", "nginx_metrics:9113") in probed, probed

@@ -14,6 +14,7 @@ DEBIAN_UNITS = [
     "nginx.service",
     "prometheus.service",
     "prometheus-alertmanager.service",
+    "prometheus-nginx-exporter.service",
     "prometheus-node-exporter.service",
     "prometheus-postgres-exporter.service",
 ]
