@@ -216,6 +216,20 @@ ENDPOINTS: dict[str, Endpoint] = {
         ("seaweedfs_cluster",),
         "SeaweedFS's masters, volumes and filers, and their gRPC ports (+10000)",
     ),
+    # Each SeaweedFS component's metrics: plain HTTP (weed serves no TLS there) on the node's internal address only, to
+    # the monitoring hosts only (firewall); one job per component.
+    **{
+        f"seaweedfs_{component}_metrics": Endpoint(
+            "seaweedfs",
+            (_p(f"seaweedfs_{component}_metrics_port", port),),
+            ("monitoring",),
+            f"SeaweedFS's {component} metrics (plain HTTP on the internal address)",
+            scheme="http",
+            metrics="/metrics",
+            job=f"seaweedfs_{component}",
+        )
+        for component, port in (("master", 9324), ("volume", 9325), ("filer", 9326), ("s3", 9327))
+    },
     "node_exporter": Endpoint(
         "all",
         (_p("monitoring_node_exporter_port", 9100),),

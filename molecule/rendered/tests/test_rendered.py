@@ -137,7 +137,8 @@ def test_dashboards_validate_and_use_only_provisioned_sources(obs):
     assert model.dashboards_problems(files, sources) == []
     # One dashboard per component and the overview; the check fails a dashboard whose source is not rendered here.
     tags = {tag for text in files.values() for tag in json.loads(text)["tags"]}
-    assert {"overview", "api", "nginx", "kafka", "postgresql", "pipelines", "hosts", "monitoring", "events"} <= tags
+    components = {"overview", "api", "nginx", "kafka", "objectstore", "postgresql", "pipelines", "hosts", "monitoring"}
+    assert components | {"events"} <= tags
     without_prometheus = {"analytics-replica": sources["analytics-replica"]}
     problems = model.dashboards_problems(files, without_prometheus)
     assert any("'platform-prometheus' is not provisioned" in p for p in problems)

@@ -15,6 +15,9 @@ from conftest import (
     ansible_module,
     assert_passes,
     assert_refused,
+    dashboard_metric_names,
+    exposition_names,
+    http,
     lab_ca,
     lab_host,
     lab_secret,
@@ -23,6 +26,7 @@ from conftest import (
 
 NODES = ["weed-a", "weed-b", "weed-c"]
 COMPONENTS = ["master", "volume", "filer", "s3"]
+METRICS_PORTS = {"master": 9324, "volume": 9325, "filer": 9326, "s3": 9327}
 
 
 def s3(node, identity="delta-writer", secret_name="s3_delta_writer"):
@@ -161,6 +165,50 @@ def test_backup_mirror_keeps_versions_and_is_idempotent():
         for v in versions
     )
     assert bodies == [b"v1", b"v2"]
+
+
+def metrics_of(node: str, component: str) -> str:
+    code, body = http(lab_host(node), f"http://{address(node)}:{METRICS_PORTS[component]}/metrics")
+    assert code == 200 and "SeaweedFS_build_info" in body, f"{node} {component}: {code} {body[:200]}"
+    return body
+
+
+def total(body: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples in a /metrics page whose labels include `labels`."""
+    out = 0.0
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            key, _sep, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in key for k, v in labels.items()):
+                out += float(value)
+    return out
+
+
+def test_each_component_serves_its_metrics_on_the_internal_address_only():
+    """weed serves no TLS on its metrics: each component listens on the node's internal address (not on every
+    address), where the firewall admits the monitoring hosts only. Live: one leader, the volume servers' disk, and an
+    S3 request counted."""
+    served: set[str] = set()
+    for node in NODES:
+        local = [line.split()[3] for line in lab_host(node).run("ss -Hltn").stdout.splitlines()]
+        for component, port in METRICS_PORTS.items():
+            bound = [a for a in local if a.endswith(f":{port}")]
+            assert bound == [f"{address(node)}:{port}"], f"{node}: {component}'s metrics listen on {bound}"
+            served |= exposition_names(metrics_of(node, component))
+    assert sum(total(metrics_of(n, "master"), "SeaweedFS_master_is_leader") for n in NODES) == 1
+    for node in NODES:
+        volume = metrics_of(node, "volume")
+        assert total(volume, "SeaweedFS_volumeServer_resource", type="all") > 0
+        assert total(volume, "SeaweedFS_volumeServer_max_volumes") == 50
+    before = total(metrics_of("weed-a", "s3"), "SeaweedFS_s3_request_total", bucket="analytics")
+    s3("weed-a").list_objects_v2(Bucket="analytics", MaxKeys=1)
+    after = total(metrics_of("weed-a", "s3"), "SeaweedFS_s3_request_total", bucket="analytics")
+    assert after == before + 1, (before, after)
+    # The object store dashboard reads only what the components serve (its up{} is Prometheus's own, checked with the
+    # hosts dashboard by the monitoring scenario).
+    wanted = dashboard_metric_names("objectstore") - dashboard_metric_names("hosts")
+    assert len(wanted) > 8 and "SeaweedFS_no_such_metric" not in served
+    assert wanted <= served, f"the object store dashboard reads metrics no node serves: {sorted(wanted - served)}"
 
 
 @pytest.mark.parametrize("node", NODES)

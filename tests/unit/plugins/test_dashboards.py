@@ -22,13 +22,14 @@ SHIPPED = {p.name: p.read_text() for p in sorted(FOLDER.glob("*.json"))}
 
 
 def test_the_shipped_dashboards_follow_the_model():
-    assert len(SHIPPED) >= 9
+    assert len(SHIPPED) >= 10
     assert dashboards_problems(SHIPPED, SOURCES) == []
 
 
 def test_one_dashboard_per_component_and_an_overview():
     tags = [set(json.loads(t)["tags"]) for t in SHIPPED.values()]
-    for component in ("overview", "api", "nginx", "kafka", "postgresql", "pipelines", "hosts", "monitoring", "events"):
+    components = ("overview", "api", "nginx", "kafka", "objectstore", "postgresql", "pipelines", "hosts", "monitoring")
+    for component in (*components, "events"):
         assert sum(component in t for t in tags) == 1, component
 
 
@@ -52,7 +53,7 @@ def base(name: str) -> str:
 def test_the_overview_reads_only_metrics_a_component_dashboard_reads():
     """The scenarios check each component dashboard's metric names against what its exporters serve; the overview's
     are covered when each is also some component's."""
-    tags = ("api", "nginx", "kafka", "postgresql", "pipelines", "hosts", "monitoring")
+    tags = ("api", "nginx", "kafka", "objectstore", "postgresql", "pipelines", "hosts", "monitoring")
     components = set().union(*(names_of(t) for t in tags))
     overview = names_of("overview")
     assert overview
