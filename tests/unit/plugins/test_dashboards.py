@@ -64,8 +64,8 @@ def overview() -> dict:
     return copy.deepcopy(json.loads(SHIPPED["overview.json"]))
 
 
-def problems_of(dash: dict, sources=SOURCES) -> list[str]:
-    return dashboards_problems({"d.json": json.dumps(dash)}, sources)
+def problems_of(dash: dict) -> list[str]:
+    return dashboards_problems({"d.json": json.dumps(dash)}, SOURCES)
 
 
 def mutate(path: str, value):
