@@ -17,6 +17,7 @@ from conftest import (
     assert_refused,
     dashboard_metric_names,
     exposition_names,
+    hostvars,
     http,
     lab_ca,
     lab_host,
@@ -199,7 +200,8 @@ def test_each_component_serves_its_metrics_on_the_internal_address_only():
     for node in NODES:
         volume = metrics_of(node, "volume")
         assert total(volume, "SeaweedFS_volumeServer_resource", type="all") > 0
-        assert total(volume, "SeaweedFS_volumeServer_max_volumes") == 50
+        # the slots ObjectStoreVolumeSlotsLow divides by: the -max the role set (seaweedfs_volume_max)
+        assert total(volume, "SeaweedFS_volumeServer_max_volumes") == int(hostvars(node)["seaweedfs_volume_max"])
     before = total(metrics_of("weed-a", "s3"), "SeaweedFS_s3_request_total", bucket="analytics")
     s3("weed-a").list_objects_v2(Bucket="analytics", MaxKeys=1)
     after = total(metrics_of("weed-a", "s3"), "SeaweedFS_s3_request_total", bucket="analytics")
