@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.analytics.platform.plugins.module_utils.audit import CATALOGUE, controls_for
-from ansible_collections.analytics.platform.plugins.module_utils.platform import ports_of
+from ansible_collections.analytics.platform.plugins.module_utils.platform import endpoint, ports_of
 
 
 def _entries(matrix):
@@ -55,7 +55,8 @@ def audit_outside_targets(matrix, groups, hostvars, hosts):
 
 def audit_host_endpoints(endpoints, group_names, host_vars=None):
     """The TLS endpoints a host in `group_names` serves (entries of audit_tls_endpoints by group); an entry names its
-    port, or its endpoint in the platform catalogue (the port as the host's variables `host_vars` set it)."""
+    port, or its endpoint in the platform catalogue (the port as the host's variables `host_vars` set it; none when
+    they switch the endpoint off)."""
     mine = set(group_names or []) | {"all"}
     out = []
     for i, e in enumerate(endpoints or []):
@@ -64,6 +65,8 @@ def audit_host_endpoints(endpoints, group_names, host_vars=None):
         if e["group"] not in mine:
             continue
         try:
+            if e.get("endpoint") and not endpoint(e["endpoint"]).served_by(host_vars or {}):
+                continue
             if e.get("port"):
                 port = int(e["port"])
             else:

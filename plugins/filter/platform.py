@@ -67,9 +67,17 @@ def platform_port(host, name, hostvars, port=0):
     return platform_endpoints([host], name, hostvars, port)[0]["port"]
 
 
+def _serves(e, hv, host):
+    try:
+        return e.served_by(hv)
+    except ValueError as err:
+        raise AnsibleFilterError(f"host '{host}': {err}") from None
+
+
 def platform_matrix(host, hostvars):
     """The firewall's port matrix with the ports as `host`'s variables set them: entry name -> {group, ports,
-    audience, description} (roles/firewall: firewall_matrix)."""
+    audience, description} (roles/firewall: firewall_matrix). An endpoint the host's variables switch off (such as
+    Alertmanager with monitoring_alertmanager_enabled false) is left out: its ports stay closed."""
     hv = _host_vars(hostvars, host)
     return {
         name: {
@@ -79,7 +87,14 @@ def platform_matrix(host, hostvars):
             "description": e.description,
         }
         for name, e in ENDPOINTS.items()
+        if _serves(e, hv, host)
     }
+
+
+def platform_serving(hosts, name, hostvars):
+    """The hosts of `hosts` that serve endpoint `name` (all of them, but those whose variables switch it off)."""
+    e = _entry(name)
+    return [h for h in hosts or [] if _serves(e, _host_vars(hostvars, h), h)]
 
 
 def platform_scrape_jobs(_unused=None, node_group="platform"):
@@ -141,6 +156,7 @@ class FilterModule:
     def filters(self):
         return {
             "platform_endpoints": platform_endpoints,
+            "platform_serving": platform_serving,
             "platform_matrix": platform_matrix,
             "platform_port": platform_port,
             "platform_scrape_jobs": platform_scrape_jobs,

@@ -52,6 +52,21 @@ class Endpoint:
     job: str = ""  # Prometheus job name (with metrics)
     unit: str = ""  # systemd unit
     secrets: tuple[str, ...] = field(default_factory=tuple)  # inventory variables holding its secrets
+    # (variable, default): a host serves it only while that boolean is on (an optional part of a role)
+    switch: tuple[str, bool] | tuple[()] = ()
+
+    def served_by(self, host_vars) -> bool:
+        """Whether a host with these variables serves the endpoint: always, or while its switch variable is on."""
+        if not self.switch:
+            return True
+        var, default = self.switch
+        value = (host_vars or {}).get(var, default)
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+                raise ValueError(f"{var} must be true or false (got {value!r})")
+            return value in ("true", "yes", "on", "1")
+        return bool(value)
 
 
 def _p(var, default, offset=0):
@@ -179,12 +194,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         scheme="https",
         metrics="/metrics",
         job="alertmanager",
+        switch=("monitoring_alertmanager_enabled", True),
     ),
     "alertmanager_cluster": Endpoint(
         "monitoring",
         (_p("monitoring_alertmanager_cluster_port", 9094),),
         ("monitoring",),
         "Alertmanager's cluster gossip (mutual TLS over TCP)",
+        switch=("monitoring_alertmanager_enabled", True),
     ),
     "kafka_controller": Endpoint(
         "kafka",
@@ -357,7 +374,7 @@ def conflicts(host_vars, group_names):
     seen: dict[int, str] = {}
     out = []
     for name, e in ENDPOINTS.items():
-        if not in_group(e.group, group_names):
+        if not in_group(e.group, group_names) or not e.served_by(host_vars):
             continue
         for p in e.ports:
             port = p.resolve(host_vars)

@@ -20,6 +20,7 @@ from ansible_collections.analytics.platform.plugins.filter.platform import (
     platform_roles,
     platform_scrape_jobs,
     platform_secrets,
+    platform_serving,
     platform_tls_endpoints,
     platform_units,
 )
@@ -163,3 +164,40 @@ def test_the_groups_are_the_catalogues():
 )
 def test_a_hosts_roles_follow_its_groups_in_site_order(groups, roles):
     assert platform_roles(groups) == roles
+
+
+MONITORING = {
+    "mon-a": {"ansible_host": "10.0.1.30", "group_names": ["monitoring"]},
+    "mon-b": {"ansible_host": "10.0.2.30", "group_names": ["monitoring"], "monitoring_alertmanager_enabled": False},
+    "mon-c": {"ansible_host": "10.0.3.30", "group_names": ["monitoring"], "monitoring_alertmanager_enabled": "false"},
+    "mon-d": {"ansible_host": "10.0.4.30", "group_names": ["monitoring"], "monitoring_alertmanager_enabled": "maybe"},
+}
+
+
+def test_a_host_that_switches_alertmanager_off_opens_probes_and_serves_none_of_it():
+    """The finding: with monitoring_alertmanager_enabled false, the firewall still opened 9094/9095, the audit probed
+    TLS on a closed port (an error) and the other Alertmanagers listed it as a peer."""
+    on = platform_matrix("mon-a", MONITORING)
+    assert {"alertmanager", "alertmanager_cluster", "prometheus"} <= set(on)
+    for host in ("mon-b", "mon-c"):
+        off = platform_matrix(host, MONITORING)
+        assert "prometheus" in off and not {"alertmanager", "alertmanager_cluster"} & set(off), host
+    hosts = ["mon-a", "mon-b", "mon-c"]
+    assert platform_serving(hosts, "alertmanager", MONITORING) == ["mon-a"]
+    assert platform_serving(hosts, "prometheus", MONITORING) == hosts
+    tls = platform_tls_endpoints()
+    probed = {h: [e["service"] for e in audit_host_endpoints(tls, ["monitoring"], MONITORING[h])] for h in hosts}
+    assert probed["mon-a"].count("alertmanager") == 1 and "prometheus" in probed["mon-b"]
+    assert "alertmanager" not in probed["mon-b"] + probed["mon-c"]
+    # Switched off, its ports are free for something else on the host.
+    clash = {"h": {"group_names": ["monitoring"], "monitoring_alertmanager_port": 9090}}
+    assert "alertmanager" in platform_conflicts("h", clash)[0]
+    clash["h"]["monitoring_alertmanager_enabled"] = False
+    assert platform_conflicts("h", clash) == []
+
+
+def test_a_switch_that_is_not_a_boolean_is_named_with_its_host():
+    with pytest.raises(AnsibleFilterError, match="host 'mon-d': monitoring_alertmanager_enabled must be true or false"):
+        platform_matrix("mon-d", MONITORING)
+    with pytest.raises(AnsibleFilterError, match="host 'mon-d'"):
+        platform_serving(["mon-d"], "alertmanager", MONITORING)
