@@ -260,6 +260,16 @@ def dashboard_model():
     return module
 
 
+def samples(text: str) -> dict[str, float]:
+    """The samples of a /metrics page: {"name{labels}": value}."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _sep, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
 def exposition_names(text: str) -> set[str]:
     """Metric names a /metrics page declares or samples, with the series names a histogram, summary or counter
     family gives (a labelled family with no sample yet is declared only by its # TYPE line)."""

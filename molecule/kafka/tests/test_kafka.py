@@ -25,6 +25,7 @@ from conftest import (
     lab_host,
     lab_secret,
     run_audit,
+    samples,
     tcp_open,
 )
 
@@ -147,12 +148,7 @@ def metrics_of(name: str) -> dict[str, float]:
     CA): {"name{labels}": value}."""
     code, body = http(lab_host(name), f"https://{address(name)}:9404/metrics")
     assert code == 200, f"{name}: the metrics endpoint answered {code}"
-    samples = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            key, _sep, value = line.rpartition(" ")
-            samples[key] = float(value)
-    return samples
+    return samples(body)
 
 
 def test_nodes_export_their_metrics_over_tls_only():

@@ -18,6 +18,7 @@ from conftest import (
     lab_host,
     py,
     run_audit,
+    samples,
     served_fingerprint,
     tcp_open,
 )
@@ -145,12 +146,7 @@ def nginx_metrics() -> tuple[str, dict[str, float]]:
     (the page, {"name{labels}": value})."""
     code, body = http(lab_host("edge-a"), f"https://{address('edge-a')}:9113/metrics")
     assert code == 200, f"nginx's metrics port answered {code}: {body[:300]}"
-    samples = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            key, _sep, value = line.rpartition(" ")
-            samples[key] = float(value)
-    return body, samples
+    return body, samples(body)
 
 
 def test_nginx_serves_its_metrics_over_its_own_tls_and_counts_requests(client):

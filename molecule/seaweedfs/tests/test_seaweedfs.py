@@ -23,6 +23,7 @@ from conftest import (
     lab_host,
     lab_secret,
     run_audit,
+    samples,
 )
 
 NODES = ["weed-a", "weed-b", "weed-c"]
@@ -176,13 +177,11 @@ def metrics_of(node: str, component: str) -> str:
 
 def total(body: str, name: str, **labels: str) -> float:
     """The sum of a metric's samples in a /metrics page whose labels include `labels`."""
-    out = 0.0
-    for line in body.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            key, _sep, value = line.rpartition(" ")
-            if all(f'{k}="{v}"' in key for k, v in labels.items()):
-                out += float(value)
-    return out
+    return sum(
+        value
+        for key, value in samples(body).items()
+        if key.split("{")[0] == name and all(f'{k}="{v}"' in key for k, v in labels.items())
+    )
 
 
 def test_each_component_serves_its_metrics_on_the_internal_address_only():
