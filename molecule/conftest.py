@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from functools import cache
@@ -152,8 +153,6 @@ def http(
     ca: str = "/etc/analytics-platform/pki/ca.crt",
 ) -> tuple[int, str]:
     """A request made from a lab host (with its python3; TLS verified against the platform CA): (status, body)."""
-    import shlex
-
     args = " ".join(shlex.quote(a) for a in (HTTP_PROBE, url, method, json.dumps(headers or {}), data, ca))
     out = host.run(f"python3 -c {args}").stdout
     code, _unused, body = out.partition("\n")
@@ -281,6 +280,13 @@ def exposition_names(text: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(line.split("{")[0].split(" ")[0])
     return names
+
+
+def psql(host, sql: str, db: str = "analytics") -> str:
+    """As postgres over the local socket (peer); the rows, unaligned."""
+    r = host.run(f"cd /tmp && runuser -u postgres -- psql -XAtq -d {db} -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}")
+    assert r.rc == 0, r.stderr
+    return r.stdout.strip()
 
 
 def py(host, code: str):

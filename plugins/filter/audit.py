@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.analytics.platform.plugins.module_utils.audit import CATALOGUE, controls_for
-from ansible_collections.analytics.platform.plugins.module_utils.platform import endpoint, ports_of
+from ansible_collections.analytics.platform.plugins.module_utils.platform import endpoint, instance_ports, ports_of
 
 
 def _entries(matrix):
@@ -68,12 +68,13 @@ def audit_host_endpoints(endpoints, group_names, host_vars=None):
             if e.get("endpoint") and not endpoint(e["endpoint"]).served_by(host_vars or {}):
                 continue
             if e.get("port"):
-                port = int(e["port"])
+                ports = [int(e["port"])]
             else:
-                port = ports_of(e["endpoint"], host_vars or {})[int(e.get("endpoint_port") or 0)]
+                ports = instance_ports(e["endpoint"], host_vars or {}, int(e.get("endpoint_port") or 0))
         except (KeyError, ValueError, IndexError) as err:
             raise AnsibleFilterError(f"audit_tls_endpoints[{i}]: {err.args[0]}") from None
-        out.append({"port": port, "service": e.get("service", e["group"]), "protocol": e.get("protocol", "tls")})
+        service, protocol = e.get("service", e["group"]), e.get("protocol", "tls")
+        out.extend({"port": port, "service": service, "protocol": protocol} for port in ports)
     return out
 
 

@@ -1,10 +1,20 @@
 # Copyright: analytics.platform contributors
 # Apache License 2.0 (see LICENSE)
-"""MinIO erasure-coding arithmetic, for preflight checks of the minio role."""
+"""MinIO erasure-coding arithmetic, for preflight checks of the minio role; the bearer token Prometheus scrapes
+MinIO's metrics with."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+
 from ansible.errors import AnsibleFilterError
+
+# The token's end: fixed, so that the same credentials always give the same token (an idempotent converge); rotate it
+# by rotating the credentials it is signed with. mc admin prometheus generate gives its tokens 100 years.
+TOKEN_EXPIRES = 4102444800  # 2100-01-01T00:00:00Z
 
 
 def minio_erasure(total_drives, parity=None):
@@ -27,6 +37,22 @@ def minio_erasure(total_drives, parity=None):
     return {"set_size": size, "sets": total // size, "parity": p, "read_quorum": size - p, "write_quorum": write}
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def minio_prometheus_token(secret_key, access_key, expires=TOKEN_EXPIRES):
+    """The JWT MinIO accepts on its metrics endpoints with MINIO_PROMETHEUS_AUTH_TYPE=jwt: HS512, signed with the
+    secret key of the user it names (subject), issuer "prometheus" (what `mc admin prometheus generate` makes)."""
+    if not access_key or not secret_key:
+        raise AnsibleFilterError("minio_prometheus_token needs the access key and secret key it is signed with")
+    header = _b64(json.dumps({"alg": "HS512", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"exp": int(expires), "iss": "prometheus", "sub": str(access_key)}
+    payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    signature = hmac.new(str(secret_key).encode(), f"{header}.{payload}".encode(), hashlib.sha512).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
 class FilterModule:
     def filters(self):
-        return {"minio_erasure": minio_erasure}
+        return {"minio_erasure": minio_erasure, "minio_prometheus_token": minio_prometheus_token}

@@ -11,6 +11,7 @@ from ansible_collections.analytics.platform.plugins.module_utils.platform import
     ENDPOINTS,
     conflicts,
     endpoint,
+    in_group,
     roles_of,
     secret_vars,
 )
@@ -33,6 +34,13 @@ def _entry(name):
 def _resolve(port, hv, host):
     try:
         return port.resolve(hv)
+    except ValueError as e:
+        raise AnsibleFilterError(f"host '{host}': {e}") from None
+
+
+def _resolve_all(port, hv, host):
+    try:
+        return port.resolve_all(hv)
     except ValueError as e:
         raise AnsibleFilterError(f"host '{host}': {e}") from None
 
@@ -67,6 +75,16 @@ def platform_port(host, name, hostvars, port=0):
     return platform_endpoints([host], name, hostvars, port)[0]["port"]
 
 
+def platform_ports(host, name, hostvars, port=0):
+    """Every port of endpoint `name` (its `port`-th, from 0) on `host`, one per instance of the service there (Bento
+    runs bento_instances of them, on consecutive ports); a single port for any other endpoint."""
+    e = _entry(name)
+    if not 0 <= int(port) < len(e.ports):
+        raise AnsibleFilterError(f"endpoint '{name}' has {len(e.ports)} port(s), not a port number {port}")
+    hv = hostvars[host] if host and host in hostvars else {}
+    return _resolve_all(e.ports[int(port)], hv, host)
+
+
 def _serves(e, hv, host):
     try:
         return e.served_by(hv)
@@ -82,7 +100,7 @@ def platform_matrix(host, hostvars):
     return {
         name: {
             "group": e.group,
-            "ports": sorted({_resolve(p, hv, host) for p in e.ports}),
+            "ports": sorted({n for p in e.ports for n in _resolve_all(p, hv, host)}),
             "audience": list(e.audience) if len(e.audience) > 1 else e.audience[0],
             "description": e.description,
         }
@@ -107,6 +125,7 @@ def platform_scrape_jobs(_unused=None, node_group="platform"):
             "endpoint": name,
             "scheme": e.scheme or "http",
             "path": e.metrics,
+            **({"token": e.metrics_auth} if e.metrics_auth else {}),
         }
         for name, e in ENDPOINTS.items()
         if e.metrics
@@ -121,6 +140,33 @@ def platform_tls_endpoints(_unused=None):
         for name, e in ENDPOINTS.items()
         if e.tls
     ]
+
+
+def platform_tls_targets(hosts, hostvars):
+    """Every TLS endpoint each host of `hosts` serves, as a client reaches it: {host, endpoint, service, protocol,
+    address, port, zone}, in the hosts' order then the catalogue's. A host serves the endpoints of its groups (and
+    those of every host) that its variables do not switch off; the port is the endpoint's TLS port as the host sets
+    it (the blackbox probes of the served certificates)."""
+    out = []
+    for host in hosts or []:
+        hv = _host_vars(hostvars, host)
+        names = hv.get("group_names", [])
+        for name, e in ENDPOINTS.items():
+            if not e.tls or not in_group(e.group, names) or not _serves(e, hv, host):
+                continue
+            out.extend(
+                {
+                    "host": host,
+                    "endpoint": name,
+                    "service": e.tls,
+                    "protocol": e.protocol,
+                    "address": str(hv.get("ansible_host") or host),
+                    "port": port,
+                    "zone": str(hv.get("zone") or ""),
+                }
+                for port in _resolve_all(e.ports[e.tls_port], hv, host)
+            )
+    return out
 
 
 def platform_units(_unused=None):
@@ -159,8 +205,10 @@ class FilterModule:
             "platform_serving": platform_serving,
             "platform_matrix": platform_matrix,
             "platform_port": platform_port,
+            "platform_ports": platform_ports,
             "platform_scrape_jobs": platform_scrape_jobs,
             "platform_tls_endpoints": platform_tls_endpoints,
+            "platform_tls_targets": platform_tls_targets,
             "platform_secrets": platform_secrets,
             "platform_roles": platform_roles,
             "platform_units": platform_units,

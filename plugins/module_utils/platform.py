@@ -23,6 +23,25 @@ class Port:
     var: str  # the inventory variable that sets it (the owning role's default)
     default: int
     offset: int = 0  # a derived port: the variable's value plus this (SeaweedFS's gRPC ports)
+    # (variable, default): that many consecutive ports from this one, one per instance of a service (Bento's)
+    count: tuple[str, int] | tuple[()] = ()
+
+    def resolve_all(self, host_vars):
+        """Every port of it on a host with these variables: the first, then one more per further instance."""
+        first = self.resolve(host_vars)
+        if not self.count:
+            return [first]
+        var, default = self.count
+        value = (host_vars or {}).get(var)
+        try:
+            n = int(default if value is None or value == "" else value)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1:
+            raise ValueError(f"{var} must be a number of instances, 1 or more (got {value!r})")
+        if first + n - 1 > 65535:
+            raise ValueError(f"{self.var}: {n} instances from port {first} run past 65535 ({var})")
+        return list(range(first, first + n))
 
     def resolve(self, host_vars):
         value = (host_vars or {}).get(self.var)
@@ -54,6 +73,8 @@ class Endpoint:
     secrets: tuple[str, ...] = field(default_factory=tuple)  # inventory variables holding its secrets
     # (variable, default): a host serves it only while that boolean is on (an optional part of a role)
     switch: tuple[str, bool] | tuple[()] = ()
+    # The bearer token Prometheus scrapes it with (the monitoring role writes /etc/prometheus/<name>.token)
+    metrics_auth: str = ""
 
     def served_by(self, host_vars) -> bool:
         """Whether a host with these variables serves the endpoint: always, or while its switch variable is on."""
@@ -69,8 +90,8 @@ class Endpoint:
         return bool(value)
 
 
-def _p(var, default, offset=0):
-    return Port(var, default, offset)
+def _p(var, default, offset=0, count=()):
+    return Port(var, default, offset, count)
 
 
 # The keys are the firewall matrix's entry names (the audit reports them by these names).
@@ -151,14 +172,18 @@ ENDPOINTS: dict[str, Endpoint] = {
         scheme="https",
         secrets=("seaweedfs_jwt_key", "seaweedfs_s3_secret_keys"),
     ),
+    # MinIO's own metrics are on its API port, behind a bearer token (MINIO_PROMETHEUS_AUTH_TYPE=jwt): per node.
     "minio_api": Endpoint(
         "minio",
         (_p("minio_port", 9000),),
-        ("internal",),
-        "MinIO's S3 API",
+        ("internal", "monitoring"),
+        "MinIO's S3 API (and its metrics, for Prometheus's token)",
         tls="s3",
         scheme="https",
+        metrics="/minio/v2/metrics/node",
+        job="minio",
         secrets=("minio_root_password", "minio_user_secrets"),
+        metrics_auth="minio",
     ),
     "minio_console": Endpoint("minio", (_p("minio_console_port", 9001),), ("internal", "vpn"), "MinIO's console"),
     "delta_dashboard": Endpoint(
@@ -247,6 +272,18 @@ ENDPOINTS: dict[str, Endpoint] = {
         )
         for component, port in (("master", 9324), ("volume", 9325), ("filer", 9326), ("s3", 9327))
     },
+    # Bento's HTTP server (/ping, /ready, /metrics) over TLS, one per instance: bento_http_port, the next port, ...
+    "bento_metrics": Endpoint(
+        "bento",
+        (_p("bento_http_port", 4195, count=("bento_instances", 1)),),
+        ("monitoring",),
+        "Bento's health and metrics, one port per instance",
+        tls="bento_metrics",
+        scheme="https",
+        metrics="/metrics",
+        job="bento",
+        secrets=("bento_kafka_password", "bento_pg_password"),
+    ),
     "node_exporter": Endpoint(
         "all",
         (_p("monitoring_node_exporter_port", 9100),),
@@ -348,8 +385,13 @@ def endpoint(name):
 
 
 def ports_of(name, host_vars):
-    """The ports of endpoint `name` on a host with these variables."""
+    """The ports of endpoint `name` on a host with these variables (of a port with instances, the first)."""
     return [p.resolve(host_vars) for p in endpoint(name).ports]
+
+
+def instance_ports(name, host_vars, index=0):
+    """Every port of the `index`-th port of endpoint `name` on a host with these variables: one per instance."""
+    return endpoint(name).ports[index].resolve_all(host_vars)
 
 
 def port_vars():
@@ -377,9 +419,9 @@ def conflicts(host_vars, group_names):
         if not in_group(e.group, group_names) or not e.served_by(host_vars):
             continue
         for p in e.ports:
-            port = p.resolve(host_vars)
-            label = f"{name} ({p.var}{f' + {p.offset}' if p.offset else ''})"
-            if port in seen and not seen[port].startswith(name + " "):
-                out.append(f"port {port} is claimed by both {seen[port]} and {label}")
-            seen.setdefault(port, label)
+            label = f"{name} ({p.var}{f' + {p.offset}' if p.offset else ''}{f' and {p.count[0]}' if p.count else ''})"
+            for port in p.resolve_all(host_vars):
+                if port in seen and not seen[port].startswith(name + " "):
+                    out.append(f"port {port} is claimed by both {seen[port]} and {label}")
+                seen.setdefault(port, label)
     return out

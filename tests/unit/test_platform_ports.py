@@ -30,7 +30,10 @@ HOSTS = {
     "db-b": ["zone_b", "postgresql", "postgresql_replica"],
     "store-a": ["zone_a", "seaweedfs"],
     "mon-c": ["zone_c", "monitoring", "grafana"],
+    "etl-c": ["zone_c", "bento"],
+    "s3-b": ["zone_b", "minio"],
 }
+BENTO_INSTANCES = 3  # etl-c runs three Bento instances: three ports from bento_http_port
 CONSUMERS = [
     "analytics_api_kafka_bootstrap",
     "pg_sink_kafka_bootstrap",
@@ -105,6 +108,8 @@ def rendered(tmp_path_factory, playbook):
                 "firewall_protect_controller": False,
                 "monitoring_postgres_exporter_password": STRONG,
                 "monitoring_alert_receivers": [{"name": "oncall", "type": "webhook", "url": "https://hooks.example/x"}],
+                "minio_root_user": "platform-root",
+                "minio_root_password": STRONG,
             },
             "children": {
                 g: {"hosts": {h: {} for h, gs in HOSTS.items() if g in gs}}
@@ -118,6 +123,7 @@ def rendered(tmp_path_factory, playbook):
             "zone": HOSTS[h][0],
         }
     inventory["all"]["children"]["analytics_api"]["hosts"]["app-b"]["analytics_api_port"] = OWN_API_PORT
+    inventory["all"]["children"]["bento"]["hosts"]["etl-c"]["bento_instances"] = BENTO_INSTANCES
     inventory["all"]["children"]["platform"] = {"children": {g: {} for g in ("zone_a", "zone_b", "zone_c")}}
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory))
     write_role_defaults(tmp / "defaults.yml", [*inventory["all"]["vars"], "analytics_api_port"])
@@ -142,9 +148,8 @@ def test_each_hosts_firewall_opens_its_own_ports_only(rendered, host):
     for e in ENDPOINTS.values():
         if e.group == "all" or e.group in HOSTS[host]:
             for p in e.ports:
-                want.add(
-                    (OWN_API_PORT if host == "app-b" and p.var == "analytics_api_port" else PORTS[p.var]) + p.offset
-                )
+                first = (OWN_API_PORT if host == "app-b" and p.var == "analytics_api_port" else PORTS[p.var]) + p.offset
+                want |= set(range(first, first + (BENTO_INSTANCES if p.count else 1)))
     assert _dports((rendered / host / "nftables.conf").read_text()) == want
 
 
@@ -170,6 +175,29 @@ def test_prometheus_scrapes_every_target_on_its_hosts_port(rendered):
     assert jobs["postgresql"] == [f"10.0.0.{i}:{PORTS['monitoring_postgres_exporter_port']}" for i in (15, 16)]
     assert len(jobs["node"]) == len(HOSTS) and all(
         t.endswith(f":{PORTS['monitoring_node_exporter_port']}") for t in jobs["node"]
+    )
+    # Every Bento instance, each on its own port, told apart by a process label; MinIO with its bearer token.
+    first = PORTS["bento_http_port"]
+    assert jobs["bento"] == [f"10.0.0.{list(HOSTS).index('etl-c') + 10}:{first + i}" for i in range(BENTO_INSTANCES)]
+    bento = next(j for j in config["scrape_configs"] if j["job_name"] == "bento")
+    assert [sc["labels"] for sc in bento["static_configs"]] == [
+        {"instance": "etl-c", "zone": "zone_c", "process": str(i + 1)} for i in range(BENTO_INSTANCES)
+    ]
+    assert bento["scheme"] == "https" and "authorization" not in bento
+    minio = next(j for j in config["scrape_configs"] if j["job_name"] == "minio")
+    assert jobs["minio"] == [f"10.0.0.{list(HOSTS).index('s3-b') + 10}:{PORTS['minio_port']}"]
+    assert minio["metrics_path"] == "/minio/v2/metrics/node"
+    assert minio["authorization"] == {"credentials_file": "/etc/prometheus/minio.token"}
+    # The blackbox probes: every TLS endpoint of every host on its own port, through the loopback exporter.
+    tls = next(j for j in config["scrape_configs"] if j["job_name"] == "blackbox_tls")
+    probed = {
+        (sc["labels"]["instance"], sc["labels"]["endpoint"], sc["labels"]["__param_target"])
+        for sc in tls["static_configs"]
+    }
+    assert {t for _h, _e, t in probed} >= {f"10.0.0.{list(HOSTS).index('etl-c') + 10}:{first + i}" for i in range(3)}
+    assert ("app-b", "analytics_api", f"10.0.0.12:{OWN_API_PORT}") in probed
+    assert not [p for p in probed if p[1] == "postgresql"] and all(
+        sc["targets"] == ["127.0.0.1:9115"] for sc in tls["static_configs"]
     )
 
 
@@ -204,7 +232,10 @@ def test_the_audit_probes_every_endpoint_on_its_hosts_port(rendered):
     assert [(t["host"], t["port"]) for t in audit["api"]] == [("app-a", _api_port("app-a")), ("app-b", OWN_API_PORT)]
     assert {t["port"] for t in audit["pg"]} == {PORTS["postgresql_port"]}
     assert {t["port"] for t in audit["kafka"]} == {PORTS["kafka_client_port"]}
-    assert [t["endpoint"] for t in audit["s3"]] == [f"https://10.0.0.17:{PORTS['seaweedfs_s3_port']}"]
+    assert [t["endpoint"] for t in audit["s3"]] == [
+        f"https://10.0.0.17:{PORTS['seaweedfs_s3_port']}",
+        f"https://10.0.0.20:{PORTS['minio_port']}",
+    ]
     tls = {
         h: {(e["service"], e["port"]) for e in json.loads((rendered / h / "derived.json").read_text())["tls"]}
         for h in HOSTS

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from conftest import (
+    address,
     ansible_playbook,
     assert_refused,
     dashboard_metric_names,
@@ -15,6 +16,7 @@ from conftest import (
     http,
     installed_fingerprint,
     lab_host,
+    psql,
     served_fingerprint,
     wait_for,
 )
@@ -61,8 +63,10 @@ def test_every_target_is_scraped_over_verified_tls(mon):
     assert {("node", h) for h in ("mon-c", "db-a", "db-b", "api-b")} <= set(jobs)
     want = {("postgresql", "db-a"), ("postgresql", "db-b"), ("analytics_api", "api-b"), ("prometheus", "mon-c")}
     assert want <= set(jobs)
-    assert all(t["scrapeUrl"].startswith("https://") for t in active if t["labels"]["job"] != "pg_sink")
-    zones = {t["labels"]["instance"]: t["labels"]["zone"] for t in active}
+    # Every target over HTTPS, but the blackbox probes: this host's own exporter on its loopback.
+    plain = [t["scrapeUrl"] for t in active if not t["scrapeUrl"].startswith("https://")]
+    assert plain and all(u.startswith("http://127.0.0.1:9115/probe?") for u in plain), plain
+    zones = {t["labels"]["instance"]: t["labels"].get("zone") for t in active}
     assert zones["db-a"] == "zone-a" and zones["api-b"] == "zone-b"
 
 
@@ -108,6 +112,87 @@ def test_exported_metrics_carry_what_the_rules_need(mon):
     lag = eventually(lambda: query(mon, "ap_replication_replay_lag_seconds"), bool)
     assert [r["metric"]["instance"] for r in lag] == ["db-a"] and float(lag[0]["value"][1]) < 60
     assert eventually(lambda: query(mon, 'http_requests_total{job="analytics_api"}'), bool)
+
+
+def test_query_statistics_reach_prometheus_by_queryid_and_never_hold_a_password(mon):
+    """pg_stat_statements through the exporter: the server's totals and its top statements, labelled by database, role
+    and queryid (never the text). Utility statements are not tracked, so a password set by ALTER/CREATE ROLE is not
+    kept in the statistics the monitoring role may read."""
+    db = lab_host("db-a")
+    marker = f"ap_probe_{int(time.time())}"
+    secret = f"{marker}_secret"
+    psql(db, f"CREATE ROLE {marker} PASSWORD '{secret}'")
+    psql(db, f"DROP ROLE {marker}")
+    for _i in range(20):
+        psql(db, "SELECT count(*) FROM analytics_events WHERE event_type = 'page_view'")
+    kept = "SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%{}%'"
+    assert psql(db, kept.format(secret), db="postgres") == "0"
+    assert psql(db, kept.format("analytics_events"), db="postgres") != "0"
+
+    def top():
+        return [r["metric"] for r in query(mon, 'ap_statements_top_calls{instance="db-a", datname="analytics"}')]
+
+    rows = eventually(top, bool)
+    assert rows, "no statement of the analytics database among the exported top statements"
+    assert all(r["queryid"].lstrip("-").isdigit() and r["username"] for r in rows), rows
+    labels = {v for r in query(mon, "ap_statements_top_exec_seconds") for v in r["metric"].values()}
+    assert not [v for v in labels if "SELECT" in v.upper() or secret in v], labels
+    # Both servers report their totals (the replica its own read statements); the calls only grow.
+    calls = eventually(lambda: query(mon, "ap_statements_calls"), lambda v: len(v) == 2)
+    assert sorted(r["metric"]["instance"] for r in calls) == ["db-a", "db-b"]
+    before = float(next(r["value"][1] for r in calls if r["metric"]["instance"] == "db-a"))
+    for _i in range(10):
+        psql(db, "SELECT 1")
+    grown = eventually(
+        lambda: [float(r["value"][1]) for r in query(mon, 'ap_statements_calls{instance="db-a"}')],
+        lambda v: v and v[0] >= before + 10,
+    )
+    assert grown and grown[0] >= before + 10, (before, grown)
+
+
+def not_after(host, path: str = "/etc/analytics-platform/pki/host.crt") -> float:
+    """A certificate file's end on a host, as Unix time."""
+    r = host.run(f'date -d "$(openssl x509 -in {path} -noout -enddate | cut -d= -f2)" +%s')
+    assert r.rc == 0, r.stderr
+    return float(r.stdout)
+
+
+def test_blackbox_probes_every_served_certificate_and_the_public_endpoint(mon):
+    """From each Prometheus host's blackbox exporter (its loopback only): a handshake verified with the platform's CA
+    on every TLS endpoint of every host, on its own port; PostgreSQL's served certificate read on its host; and the
+    public URL over verified HTTPS. A stopped endpoint must fail its probe, and pass again once back."""
+    want = {(h, "node_exporter") for h in ("mon-c", "db-a", "db-b", "api-b")}
+    want |= {("db-a", "postgres_exporter"), ("db-b", "postgres_exporter"), ("api-b", "analytics_api")}
+    want |= {(h, e) for h in ("mon-c", "api-b") for e in ("prometheus", "alertmanager")}
+
+    def probes():
+        got = query(mon, 'probe_success{job="blackbox_tls"}')
+        return {(r["metric"]["instance"], r["metric"]["endpoint"]): float(r["value"][1]) for r in got}
+
+    seen = eventually(probes, lambda v: set(v) == want and all(x == 1 for x in v.values()))
+    assert set(seen) == want, sorted(set(seen) ^ want)
+    assert all(x == 1 for x in seen.values()), {k: v for k, v in seen.items() if v != 1}
+    # The expiry is the served certificate's: the one installed on that host.
+    db = lab_host("db-a")
+    served = query(mon, 'probe_ssl_earliest_cert_expiry{instance="db-a", endpoint="node_exporter"}')
+    assert served and abs(float(served[0]["value"][1]) - not_after(db)) < 2, served
+    pg = eventually(lambda: query(mon, 'ap_served_certificate_not_after_seconds{instance="db-a"}'), bool)
+    assert pg and pg[0]["metric"]["endpoint"] == "postgresql" and float(pg[0]["value"][1]) == not_after(db), pg
+    up = 'probe_success{job="blackbox_public"}'
+    public = eventually(lambda: query(mon, up), lambda v: bool(v) and v[0]["value"][1] == "1")
+    assert [(r["metric"]["url"], r["value"][1]) for r in public] == [(f"https://{address('api-b')}:3001/health", "1")]
+    assert "127.0.0.1:9115" in mon.run("ss -Hltn 'sport = :9115'").stdout
+    assert "*:9115" not in mon.run("ss -Hltn 'sport = :9115'").stdout
+
+    # The probe can fail: the PostgreSQL exporter of db-b stopped, its probe fails; started again, it passes.
+    key = ("db-b", "postgres_exporter")
+    replica = lab_host("db-b")
+    assert replica.run("systemctl stop prometheus-postgres-exporter").rc == 0
+    try:
+        assert eventually(probes, lambda v: v.get(key) == 0).get(key) == 0
+    finally:
+        assert replica.run("systemctl start prometheus-postgres-exporter").rc == 0
+    assert eventually(probes, lambda v: v.get(key) == 1).get(key) == 1
 
 
 def grafana_variables_filled(expr: str) -> str:
@@ -185,6 +270,9 @@ def test_every_rule_is_loaded_and_healthy(mon):
         "PostgreSQLReplicationLag",
         "PostgreSQLReplicaNotStreaming",
         "CertificateExpiresSoon",
+        "ServedCertificateExpiresSoon",
+        "PublicEndpointDown",
+        "TLSProbeFailed",
     }
     assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
 

@@ -11,17 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import address, ansible_playbook, assert_passes, assert_refused, lab_host, lab_secret, run_audit
+from conftest import address, ansible_playbook, assert_passes, assert_refused, lab_host, lab_secret, psql, run_audit
 
 ROOT = Path(__file__).resolve().parents[3]
 CA = "/etc/analytics-platform/pki/ca.crt"
-
-
-def psql(host, sql, db="analytics"):
-    """As postgres over the local socket (peer)."""
-    r = host.run(f"cd /tmp && runuser -u postgres -- psql -XAtq -d {db} -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}")
-    assert r.rc == 0, r.stderr
-    return r.stdout.strip()
 
 
 def remote(host, target, user, password, sql, sslmode="verify-full", db="analytics"):

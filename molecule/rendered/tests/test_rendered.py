@@ -243,6 +243,24 @@ def test_bento_pipeline_uses_only_documented_fields_and_secure_transport(obs):
     assert pg["suffix"] == "ON CONFLICT (event_id, event_time) DO NOTHING"
 
 
+# Bento's HTTP server fields (docs: components/http/about).
+HTTP = {"enabled", "address", "root_path", "debug_endpoints", "cert_file", "key_file", "cors", "basic_auth"}
+
+
+def test_bento_serves_health_and_metrics_over_tls_with_a_key_it_can_read(obs):
+    """Prometheus scrapes each instance over TLS (job bento): Bento's HTTP server gets the host's certificate and key,
+    and its user may read the key (the pki role's key group), or the instances would not start."""
+    http = bento(obs)["http"]
+    assert set(http) <= HTTP and http["debug_endpoints"] is False
+    assert http["cert_file"] == "/etc/analytics-platform/pki/host.crt"
+    assert http["key_file"] == "/etc/analytics-platform/pki/host.key"
+    assert obs.run(f"runuser -u bento -- test -r {http['key_file']}").rc == 0
+    assert obs.run(f"runuser -u nobody -- test -r {http['key_file']}").rc != 0
+    # Two instances (bento_instances: 2): each on its own port, bento_http_port and the next.
+    unit = obs.run("systemctl cat bento@.service").stdout
+    assert '"http.address=0.0.0.0:$((4195 + %i - 1))"' in unit
+
+
 def test_bento_writes_every_column_of_the_events_table(obs):
     pg = bento(obs)["output"]["switch"]["cases"][1]["output"]["sql_insert"]
     ddl = (ROOT / "roles/postgresql/files/analytics_events.sql").read_text()

@@ -17,11 +17,13 @@ from ansible_collections.analytics.platform.plugins.filter.platform import (
     platform_endpoints,
     platform_matrix,
     platform_port,
+    platform_ports,
     platform_roles,
     platform_scrape_jobs,
     platform_secrets,
     platform_serving,
     platform_tls_endpoints,
+    platform_tls_targets,
     platform_units,
 )
 from ansible_collections.analytics.platform.plugins.module_utils.platform import ENDPOINTS, port_vars
@@ -201,3 +203,59 @@ def test_a_switch_that_is_not_a_boolean_is_named_with_its_host():
         platform_matrix("mon-d", MONITORING)
     with pytest.raises(AnsibleFilterError, match="host 'mon-d'"):
         platform_serving(["mon-d"], "alertmanager", MONITORING)
+
+
+def test_tls_targets_follow_each_hosts_groups_ports_and_switches():
+    """The blackbox probes: every TLS endpoint a host serves, on the port that host sets, once."""
+    hv = dict(HOSTVARS, **MONITORING)
+    hv["app-a"] = dict(hv["app-a"], zone="zone-a")
+    targets = platform_tls_targets(["app-a", "edge-a", "mon-a", "mon-b", "k1"], hv)
+    by_host = {}
+    for t in targets:
+        by_host.setdefault(t["host"], {})[t["endpoint"]] = t
+    assert by_host["app-a"]["analytics_api"] == {
+        "host": "app-a",
+        "endpoint": "analytics_api",
+        "service": "analytics_api",
+        "protocol": "tls",
+        "address": "10.0.1.13",
+        "port": 3443,
+        "zone": "zone-a",
+    }
+    # Every host's node exporter; nginx's TLS port is its second (HTTPS), not the HTTP redirect.
+    assert all("node_exporter" in e for e in by_host.values())
+    assert by_host["edge-a"]["nginx"]["port"] == 443 and "nginx_metrics" in by_host["edge-a"]
+    assert by_host["k1"]["kafka"]["port"] == 19092 and "kafka_controller" not in by_host["k1"]
+    assert "alertmanager" in by_host["mon-a"] and "alertmanager" not in by_host["mon-b"]
+    assert len(targets) == len({(t["host"], t["endpoint"]) for t in targets})
+    pg = platform_tls_targets(["pg"], {"pg": {"group_names": ["postgresql_primary", "postgresql"]}})
+    assert {t["endpoint"]: t["protocol"] for t in pg}["postgresql"] == "postgres" and pg[0]["address"] == "pg"
+
+
+def test_tls_targets_name_the_host_whose_port_is_wrong():
+    with pytest.raises(AnsibleFilterError, match="host 'k9': kafka_client_port must be a port number"):
+        platform_tls_targets(["k9"], {"k9": {"group_names": ["kafka"], "kafka_client_port": "x"}})
+    with pytest.raises(AnsibleFilterError, match="host 'nowhere' is not in the inventory"):
+        platform_tls_targets(["nowhere"], {})
+
+
+def test_a_service_with_instances_has_a_port_each_and_a_wrong_count_is_named():
+    """Bento: bento_instances processes on consecutive ports from bento_http_port, each opened, scraped and probed."""
+    hv = {"etl": {"group_names": ["bento"], "bento_http_port": 5000, "bento_instances": "3"}}
+    assert platform_ports("etl", "bento_metrics", hv) == [5000, 5001, 5002]
+    assert platform_matrix("etl", hv)["bento_metrics"]["ports"] == [5000, 5001, 5002]
+    assert [t["port"] for t in platform_tls_targets(["etl"], hv) if t["endpoint"] == "bento_metrics"] == [
+        5000,
+        5001,
+        5002,
+    ]
+    assert platform_ports("api", "analytics_api", {"api": {"group_names": ["analytics_api"]}}) == [3001]
+    hv["etl"]["monitoring_node_exporter_port"] = 5002
+    assert "port 5002 is claimed by both" in platform_conflicts("etl", hv)[0]
+    for bad in (0, "x"):
+        hv["etl"]["bento_instances"] = bad
+        with pytest.raises(AnsibleFilterError, match="host 'etl': bento_instances must be a number of instances, 1 or"):
+            platform_matrix("etl", hv)
+    hv["etl"].update(bento_instances=3, bento_http_port=65534)
+    with pytest.raises(AnsibleFilterError, match="host 'etl': bento_http_port: 3 instances from port 65534 run past"):
+        platform_ports("etl", "bento_metrics", hv)
