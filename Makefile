@@ -20,7 +20,7 @@ MOLECULE_JOBS ?= 2
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs
 
-.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts endpoints first-steps post-event test lint unit integration \
+.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs endpoints first-steps post-event test lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills bench lab-memory clean
 
 help: ## List the targets
@@ -73,6 +73,10 @@ lab-receiver: ## The lab's on-call inbox: the webhook receiver its Alertmanagers
 alerts: ## The notifications the lab's Alertmanagers delivered to its inbox, one JSON line each (newest last)
 	@$(LAB_ENV) ansible 'monitoring[0]' -i $(INVENTORY) -o -m ansible.builtin.command \
 	  -a 'tail -n 20 /var/lib/lab-alert-receiver/alerts.jsonl'
+
+logs: ## The lab's central logs: the last lines every host shipped to the first log host (make logs HOST=app-a for one)
+	@$(LAB_ENV) ansible 'monitoring[0]' -i $(INVENTORY) -m ansible.builtin.shell \
+	  -a 'tail -n 20 /var/log/platform/$(or $(HOST),*).json'
 
 lab-memory: ## The running lab's memory per service and in total (docs/lab.md)
 	@bash scripts/lab-memory.sh

@@ -228,6 +228,15 @@ ENDPOINTS: dict[str, Endpoint] = {
         "Alertmanager's cluster gossip (mutual TLS over TCP)",
         switch=("monitoring_alertmanager_enabled", True),
     ),
+    # The central logs: every host's rsyslog ships its journal here (RELP, mutual TLS: the audit's one-sided TLS probe
+    # would be refused, so it is not probed).
+    "logs": Endpoint(
+        "monitoring",
+        (_p("monitoring_log_port", 2514),),
+        ("internal",),
+        "The central logs' RELP listener (mutual TLS)",
+        switch=("monitoring_logs_enabled", True),
+    ),
     "kafka_controller": Endpoint(
         "kafka",
         (_p("kafka_controller_port", 9093),),
