@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,9 +16,12 @@ import uuid
 import psycopg
 import pytest
 from analytics_common.events import EventRecord, utcnow
-from confluent_kafka import Consumer, Producer
+from analytics_common.health import SystemdWatchdog
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from pg_sink.config import load_config
 from pg_sink.sink import Sink
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -89,8 +93,12 @@ def test_rows_equal_events_and_redelivery_does_not_double(kafka, postgres, runni
     assert row == ("page_view", "s-1", "192.0.2.1")
 
 
-def test_health_ready_and_metrics(running_sink):
+def test_health_ready_and_metrics(kafka, postgres, running_sink):
     import urllib.request
+
+    marker = str(uuid.uuid4())  # the group's first commit: its lag is told from then on
+    produce(kafka, [record(marker).to_kafka()])
+    assert wait_for(lambda: count(postgres, marker), (1, 1)) == (1, 1)
 
     deadline = time.time() + 30
     while time.time() < deadline and not hasattr(running_sink, "http"):
@@ -105,7 +113,7 @@ def test_health_ready_and_metrics(running_sink):
         except OSError:  # 503 until the first batch has connected to PostgreSQL
             time.sleep(0.5)
     assert ready == {"ready": True, "store": "ok", "kafka": "ok"}
-    deadline = time.time() + 30  # the lag is exported once the loop has seen its partitions idle
+    deadline = time.time() + 30  # read from Kafka every 10 seconds
     while time.time() < deadline:
         metrics = urllib.request.urlopen(base + "/metrics").read().decode()
         if 'kafka_consumer_lag{group="pg-sink"' in metrics:
@@ -250,6 +258,93 @@ def test_an_outage_retries_the_batch_and_parks_nothing_twice(kafka, postgres, si
         sink.stop()
         t.join(30)
     assert sorted(len(v) for v in parked.values()) == [1, 1]
+
+
+def lag_of(group: str) -> int | None:
+    """The lag this process exports for `group` (every partition summed), None while it exports none."""
+    values = [
+        s.value
+        for m in REGISTRY.collect()
+        if m.name == "kafka_consumer_lag"
+        for s in m.samples
+        if s.labels.get("group") == group
+    ]
+    return int(sum(values)) if values else None
+
+
+def test_the_lag_of_every_listed_group_is_read_from_kafka_while_the_sink_is_stuck(kafka, sink_env):
+    """The finding: the lag came from the consume loop, which stops updating it while a batch is retried (the store
+    down) and is gone with the process; a stuck or stopped sink showed no lag. Now a thread reads each listed group's
+    committed offsets from Kafka: here the sink's own group (PostgreSQL unreachable, nothing is committed) and another
+    service's group without any consumer both grow by exactly the events produced."""
+    tag = uuid.uuid4().hex[:8]
+    own, other = f"pg-sink-lag-{tag}", f"delta-writer-lag-{tag}"
+    admin = AdminClient(kafka.conf("admin"))
+    parts = [TopicPartition("analytics-events", p) for p in range(3)]
+    ends = {
+        tp.partition: f.result().offset
+        for tp, f in admin.list_offsets({tp: OffsetSpec.latest() for tp in parts}).items()
+    }
+    for user, group in (("pg-sink", own), ("delta-writer", other)):  # both caught up: nothing left to consume
+        c = Consumer(kafka.conf(user, **{"group.id": group, "enable.auto.commit": False}))
+        for attempt in range(30):  # a fresh broker answers "not coordinator" while it loads the offsets topic
+            try:
+                c.commit(
+                    offsets=[TopicPartition("analytics-events", p, o) for p, o in ends.items()], asynchronous=False
+                )
+                break
+            except KafkaException:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
+        c.close()
+    env = {**sink_env, "PGSINK_GROUP": own, "PGSINK_LAG_GROUPS": f"{own},{other},pg-sink-never-{tag}"}
+    sink = Sink(load_config({**env, "PGSINK_LAG_SECONDS": "1", "PGSINK_PG_PORT": "1"}))  # nothing listens on port 1
+    t = threading.Thread(target=sink.run, daemon=True)
+    t.start()
+    try:
+        assert wait_for(lambda: (lag_of(own), lag_of(other)), (0, 0)) == (0, 0)
+        produce(kafka, [record(tag).to_kafka() for _n in range(50)])
+        assert wait_for(lambda: (lag_of(own), lag_of(other)), (50, 50)) == (50, 50)
+        time.sleep(3)  # the sink keeps failing its batch: the lag stays, it is not reset by the retries
+        assert (lag_of(own), lag_of(other)) == (50, 50)
+        assert lag_of(f"pg-sink-never-{tag}") is None  # a group that never committed is not reported
+    finally:
+        sink.stop()
+        t.join(30)
+
+
+def test_the_main_loop_pings_systemds_watchdog_and_only_its_own(tmp_path, monkeypatch, sink_env):
+    """The finding: a Kafka client call that ignores its timeout (librdkafka's send_offsets_to_transaction while the
+    group coordinator is down) jammed a sink for good, healthy to systemd. Now the units have WatchdogSec and the main
+    loop pings it: here through a real notification socket, as systemd sets it up, at most every quarter period."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "800000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    sink = Sink(load_config(sink_env))
+    t = threading.Thread(target=sink.run, daemon=True)
+    t.start()
+    try:
+        pings = [notify.recv(64) for _n in range(3)]  # the loop beats every half second: a ping per 0.2 s period
+        assert pings == [b"WATCHDOG=1"] * 3
+    finally:
+        sink.stop()
+        t.join(30)
+    while True:  # what was sent before the stop
+        notify.settimeout(0.5)
+        try:
+            notify.recv(64)
+        except TimeoutError:
+            break
+    with pytest.raises(TimeoutError):  # a loop that no longer runs pings no more
+        notify.recv(64)
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # another process's watchdog (a parent's): not this one's to ping
+    assert not SystemdWatchdog().enabled
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert not SystemdWatchdog().enabled
 
 
 def test_a_retried_post_without_timestamp_is_stored_once(kafka, postgres, running_sink):

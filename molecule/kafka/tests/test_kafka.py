@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from conftest import (
     address,
@@ -281,6 +281,30 @@ def test_service_user_cannot_read_another_services_group():
             error = msg.error()
     c.close()
     assert error is not None and error.name() == "GROUP_AUTHORIZATION_FAILED"
+
+
+def test_a_sink_may_read_the_other_platform_groups_offsets_and_nothing_more():
+    """Each sink exports every platform group's lag (kafka_clients' lag_groups): pg-sink may DESCRIBE delta-writer,
+    that is read its committed offsets, but may not commit for it, and may not read a group outside its list."""
+    part = [TopicPartition(TOPIC, 0)]
+    reader = Consumer(
+        conf("pg-sink", lab_secret("kafka_pg_sink"), **{"group.id": "delta-writer", "enable.auto.commit": False})
+    )
+    try:
+        assert [tp.error for tp in reader.committed(part, timeout=30)] == [None]
+        with pytest.raises(KafkaException) as e:
+            reader.commit(offsets=[TopicPartition(TOPIC, 0, 0)], asynchronous=False)
+        assert "GROUP_AUTHORIZATION_FAILED" in str(e.value)
+    finally:
+        reader.close()
+    outsider = Consumer(
+        conf("pg-sink", lab_secret("kafka_pg_sink"), **{"group.id": "someone-else", "enable.auto.commit": False})
+    )
+    try:
+        with pytest.raises(KafkaException):
+            outsider.committed(part, timeout=15)
+    finally:
+        outsider.close()
 
 
 # --- the user module, live: create, rotate only when needed, remove ----------------------------------------------

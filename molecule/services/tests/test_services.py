@@ -18,6 +18,7 @@ from conftest import (
     lab_host,
     lab_secret,
     run_audit,
+    wait_for,
 )
 
 SERVICES = {
@@ -55,6 +56,32 @@ def test_unit_is_hardened_and_runs_as_its_user(name, service):
     pid = host.run(f"systemctl show -p MainPID --value {service}").stdout.strip()
     assert host.run(f"stat -c %U /proc/{pid}").stdout.strip() == service
     assert host.user(service).shell == "/usr/sbin/nologin"
+
+
+def test_a_consumer_whose_loop_stops_is_killed_by_systemds_watchdog_and_restarted():
+    """The sinks ping systemd's watchdog from their main loop (WatchdogSec, pg_sink_watchdog_seconds: 20 here): one
+    whose loop stops (SIGSTOP here; a client call that never returns in life) is killed and started again. The API,
+    which has no such loop, has no watchdog."""
+    host = lab_host("svc-a")
+
+    def unit(*props):
+        out = host.run(f"systemctl show pg-sink {' '.join('-p ' + p for p in props)}").stdout
+        return dict(line.split("=", 1) for line in out.splitlines())
+
+    assert unit("WatchdogUSec")["WatchdogUSec"] == "20s"
+    assert host.run("systemctl show -P WatchdogUSec analytics-api").stdout.strip() in ("0", "infinity")
+    before = unit("MainPID", "NRestarts")
+    assert before["MainPID"] != "0"
+    host.run(f"kill -STOP {before['MainPID']}")
+
+    def restarted():
+        now = unit("MainPID", "NRestarts", "ActiveState")
+        moved = now["MainPID"] not in ("0", before["MainPID"]) and int(now["NRestarts"]) > int(before["NRestarts"])
+        return now if moved and now["ActiveState"] == "active" else None
+
+    assert wait_for(restarted, timeout=120), unit("MainPID", "NRestarts", "ActiveState")
+    log = host.run("journalctl -u pg-sink --no-pager -n 50").stdout
+    assert "Watchdog timeout" in log, log[-1500:]
 
 
 @pytest.mark.parametrize(("name", "service"), PARAMS)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Counter, Gauge, Histogram
 
+from analytics_common.config import Setting, csv_list, number
 from analytics_common.events import EventRecord, PoisonRecord, parse_record
 from analytics_common.health import Heartbeat, serve
 from analytics_common.kafka import librdkafka_conf
@@ -31,9 +34,102 @@ DUPLICATES = Counter("consumer_duplicates_skipped_total", "Redelivered events sk
 PARKED = Counter("consumer_dead_letters_total", "Records parked in the dead-letter topic", ["service", "source"])
 ERRORS = Counter("consumer_batch_errors_total", "Batches that failed and were retried", ["service"])
 BATCH_SECONDS = Histogram("consumer_batch_seconds", "Time to write and commit one batch", ["service"])
-LAG = Gauge("kafka_consumer_lag", "Records not yet consumed", ["group", "topic", "partition"])
+LAG = Gauge("kafka_consumer_lag", "Records after the group's committed offset", ["group", "topic", "partition"])
+LAG_UPDATED = Gauge("kafka_consumer_lag_updated_seconds", "When the lag was last read from Kafka (Unix time)")
 
 COMMIT_ATTEMPTS = 3
+
+
+def lag_settings(prefix: str, group: str) -> list[Setting]:
+    """The consumer groups whose lag this service exports (its own by default), and how often it reads them."""
+    return [
+        Setting(f"{prefix}LAG_GROUPS", csv_list, default=[group], attr="lag_groups"),
+        Setting(f"{prefix}LAG_SECONDS", number(1.0), default=10.0, attr="lag_seconds"),
+    ]
+
+
+class LagMonitor(threading.Thread):
+    """Exports kafka_consumer_lag of each group in `groups`: per partition of the topic, its end offset minus the
+    group's committed offset, read from Kafka every `every` seconds on its own connections.
+
+    It does not depend on the consume loop: the lag of a group whose consumers are stuck (a store that refuses every
+    batch commits nothing) or stopped still grows here, which is why every sink reports every platform group (each
+    service's user may DESCRIBE those groups). A group that has committed nothing yet is not reported; when Kafka
+    cannot be read for three rounds in a row, the series are removed rather than left at a stale value."""
+
+    def __init__(self, base: dict, topic: str, groups: list[str], every: float, log: logging.Logger):
+        super().__init__(name="lag-monitor", daemon=True)
+        self.base, self.topic, self.groups, self.every, self.log = base, topic, groups, every, log
+        self.stopped = threading.Event()
+        self.admin: AdminClient | None = None
+        self.readers: dict[str, Consumer] = {}
+        self.exported: set[tuple[str, str, str]] = set()
+        self.unreadable: set[str] = set()
+        self.failures = 0
+
+    def reader(self, group: str) -> Consumer:
+        """A consumer that never joins `group`: it only reads the group's committed offsets (OffsetFetch). The admin
+        client's list_consumer_group_offsets crashes the process with confluent-kafka 2.16 (segfault)."""
+        if group not in self.readers:
+            self.readers[group] = Consumer({**self.base, "group.id": group, "enable.auto.commit": False})
+        return self.readers[group]
+
+    def read(self) -> dict[tuple[str, str, str], int]:
+        if self.admin is None:
+            self.admin = AdminClient(self.base)
+        meta = self.admin.list_topics(self.topic, timeout=10).topics[self.topic]
+        if meta.error is not None:
+            raise KafkaException(meta.error)
+        tps = [TopicPartition(self.topic, p) for p in sorted(meta.partitions)]
+        ends, starts = (
+            {
+                tp.partition: f.result().offset
+                for tp, f in self.admin.list_offsets({tp: spec for tp in tps}, request_timeout=10).items()
+            }
+            for spec in (OffsetSpec.latest(), OffsetSpec.earliest())
+        )
+        lag = {}
+        for group in self.groups:
+            try:
+                committed = {tp.partition: tp.offset for tp in self.reader(group).committed(tps, timeout=10)}
+            except KafkaException as e:  # this group only (not allowed to DESCRIBE it?): the others are still told
+                log = self.log.debug if group in self.unreadable else self.log.warning  # once, not every round
+                log("lag of group %s not read: %s", group, e.args[0].str())
+                self.unreadable.add(group)
+                continue
+            self.unreadable.discard(group)
+            if all(o < 0 for o in committed.values()):
+                continue  # the group has not committed anything (yet): no lag to tell
+            for p, end in ends.items():
+                where = committed.get(p, -1)
+                lag[(group, self.topic, str(p))] = max(end - (where if where >= 0 else starts[p]), 0)
+        return lag
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                lag = self.read()
+                self.failures = 0
+            except Exception as e:  # whatever happens, the thread goes on and the lag is not left stale
+                self.failures += 1
+                log = self.log.warning if self.failures == 1 else self.log.debug  # once per outage, not every round
+                log("lag not read: %s", f"{type(e).__name__}: {e}"[:200])
+                if self.failures >= 3:
+                    lag = {}
+                else:
+                    self.stopped.wait(self.every)
+                    continue
+            else:
+                LAG_UPDATED.set(time.time())
+            for labels, value in lag.items():
+                LAG.labels(*labels).set(value)
+            for labels in self.exported - set(lag):
+                LAG.remove(*labels)
+            self.exported = set(lag)
+            self.stopped.wait(self.every)
+        for reader in self.readers.values():
+            reader.close()
+        self.readers, self.admin = {}, None
 
 
 class RetryBatch(RuntimeError):
@@ -133,6 +229,9 @@ class BatchConsumer:
             self.cfg.metrics_tls_cert_file,
             self.cfg.metrics_tls_key_file,
         )
+        groups = getattr(self.cfg, "lag_groups", None) or [self.cfg.group]
+        self.lag = LagMonitor(self.base, self.cfg.kafka_topic, groups, getattr(self.cfg, "lag_seconds", 10.0), self.log)
+        self.lag.start()
         self.consumer.subscribe([self.cfg.kafka_topic], on_assign=self._assigned)
         backoff = 1.0
         try:
@@ -148,8 +247,6 @@ class BatchConsumer:
                 full = len(self.records) + len(self.poison) >= self.batch_size
                 due = self.started is not None and time.monotonic() - self.started >= self.batch_seconds
                 if not (full or due):
-                    if not msgs:
-                        self._update_lag()
                     continue
                 try:
                     self._flush()
@@ -162,8 +259,10 @@ class BatchConsumer:
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
         finally:
+            self.lag.stopped.set()
             self.close_store()
             self.consumer.close()  # leaves the group; uncommitted work is redelivered to whoever takes over
+            self.lag.join(30)  # its readers closed too
             self.dlq = None  # releases the producer's threads now
 
     def _collect(self, msgs) -> None:
@@ -201,7 +300,6 @@ class BatchConsumer:
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - start)
         self.log.debug("batch written", extra={"batch_size": len(self.records)})
         self._reset_batch()
-        self._update_lag()
 
     def _producer(self) -> Producer:
         if self.dlq is None:
@@ -282,26 +380,3 @@ class BatchConsumer:
                 self.log.info("seek skipped", extra={"partition": p, "error": type(e).__name__})
         self._unsynced = {}
         return True
-
-    def _update_lag(self) -> None:
-        """The lag per partition, at most every 5 seconds: the high watermark minus where the group is (its position, or
-        its committed offset while nothing was consumed since the assignment; an empty partition has no lag)."""
-        now = time.monotonic()
-        if now - getattr(self, "_lag_at", 0.0) < 5:
-            return
-        self._lag_at = now
-        try:
-            parts = self.consumer.assignment()
-            marks = {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(tp, cached=True) for tp in parts}
-            where = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(parts)}
-            unknown = [tp for tp in parts if where[(tp.topic, tp.partition)] < 0]
-            if unknown:
-                for tp in self.consumer.committed(unknown, timeout=5):
-                    low = marks[(tp.topic, tp.partition)][0]
-                    where[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else low
-            for (topic, partition), (_low, high) in marks.items():
-                pos = where[(topic, partition)]
-                if high >= 0 and pos >= 0:
-                    LAG.labels(self.cfg.group, topic, str(partition)).set(max(high - pos, 0))
-        except KafkaException as e:  # lag is best effort; a failure here never stops the consumer
-            self.log.debug("lag not updated", extra={"error": type(e).__name__})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analytics_common.config import ConfigError, Setting, choice, existing_file, integer, load, number
+from analytics_common.consumer import lag_settings
 from analytics_common.health import check_metrics_tls, metrics_settings
 from analytics_common.kafka import kafka_settings
 
@@ -13,6 +14,7 @@ def settings() -> list[Setting]:
     return [
         *kafka_settings(PREFIX),
         Setting("DELTA_GROUP", default="delta-writer"),
+        *lag_settings("DELTA_", "delta-writer"),
         Setting("DELTA_DLQ_TOPIC", default="analytics-events-dlq"),
         Setting("DELTA_TABLE_URI", required=True),
         Setting("DELTA_S3_ENDPOINT", required=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analytics_common.config import Setting, existing_file, integer, load, number
+from analytics_common.consumer import lag_settings
 from analytics_common.health import check_metrics_tls, metrics_settings
 from analytics_common.kafka import kafka_settings
 
@@ -13,6 +14,7 @@ def settings() -> list[Setting]:
     return [
         *kafka_settings(PREFIX),
         Setting("PGSINK_GROUP", default="pg-sink"),
+        *lag_settings("PGSINK_", "pg-sink"),
         Setting("PGSINK_DLQ_TOPIC", default="analytics-events-dlq"),
         Setting("PGSINK_PG_HOST", required=True),
         Setting("PGSINK_PG_PORT", integer(1, 65535), default=5432),

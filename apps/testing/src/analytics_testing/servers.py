@@ -209,6 +209,9 @@ class Kafka:
             allow(user, "TOPIC", "analytics-events-dlq", "DESCRIBE")
             allow(user, "TRANSACTIONAL_ID", user, "WRITE", "PREFIXED")  # dead letters and offsets, one transaction
             allow(user, "TRANSACTIONAL_ID", user, "DESCRIBE", "PREFIXED")
+        # Each sink reports the lag of the other's groups too (kafka_clients' lag_groups).
+        allow("pg-sink", "GROUP", "delta-writer", "DESCRIBE", "PREFIXED")
+        allow("delta-writer", "GROUP", "pg-sink", "DESCRIBE", "PREFIXED")
         for f in admin.create_acls(acls).values():
             f.result(30)
 
