@@ -21,7 +21,7 @@ MOLECULE_JOBS ?= 2
 HEAVY_SCENARIOS ?= kafka seaweedfs
 
 .PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs endpoints first-steps post-event test lint unit integration \
-        molecule audit-matrix test-heavy site-again e2e audit drills bench lab-memory clean
+        molecule audit-matrix test-heavy site-again e2e audit drills alert-drills bench lab-memory clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -125,9 +125,13 @@ test-heavy: setup ## The heavy runs: the scenarios' fault drills, the event cont
 	@bash scripts/test-apps.sh --contract-heavy
 	@$(MAKE) --no-print-directory lab site-again audit drills
 
-drills: venv ## Fault drills of the whole platform on the running lab: a zone stopped, the consumers killed, Kafka blackholed
-	@echo "==> fault drills on the lab (tests/lab; counts in reports/drills/)"
+drills: venv ## Drills of the whole platform on the running lab: the alert drills, then a zone stopped, the consumers killed, Kafka blackholed
+	@echo "==> drills on the lab (tests/lab; counts and times in reports/drills/)"
 	@$(LAB_ENV) $(BIN)/pytest -p no:cacheprovider -s -v tests/lab
+
+alert-drills: venv ## The alert drills alone on the running lab: a broker stopped, a disk filled, a certificate expiring, pg_sink stopped
+	@echo "==> alert drills on the lab (tests/lab/test_alert_drills.py; times in reports/drills/alerts.json)"
+	@$(LAB_ENV) $(BIN)/pytest -p no:cacheprovider -s -v tests/lab/test_alert_drills.py
 
 site-again: ## site.yml once more on the converged lab: fails when it changed anything on any host
 	@echo "==> ansible-playbook -i $(INVENTORY) site.yml (again: nothing may change)"
