@@ -131,6 +131,8 @@ HTTP_PROBE = r"""
 import json, ssl, sys, urllib.request, urllib.error
 url, method, headers, data, ca = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
 ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+if len(sys.argv) > 7 and sys.argv[6]:
+    ctx.load_cert_chain(sys.argv[6], sys.argv[7])
 req = urllib.request.Request(url, data=data.encode() if data else None, headers=headers, method=method)
 try:
     r = urllib.request.urlopen(req, context=ctx, timeout=15)
@@ -151,9 +153,12 @@ def http(
     headers: dict | None = None,
     data: str = "",
     ca: str = "/etc/analytics-platform/pki/ca.crt",
+    client_cert: bool = False,
 ) -> tuple[int, str]:
-    """A request made from a lab host (with its python3; TLS verified against the platform CA): (status, body)."""
-    args = " ".join(shlex.quote(a) for a in (HTTP_PROBE, url, method, json.dumps(headers or {}), data, ca))
+    """A request made from a lab host (with its python3; TLS verified against the platform CA): (status, body).
+    client_cert: present the host's own certificate (pki role)."""
+    cert = ("/etc/analytics-platform/pki/host.crt", "/etc/analytics-platform/pki/host.key") if client_cert else ()
+    args = " ".join(shlex.quote(a) for a in (HTTP_PROBE, url, method, json.dumps(headers or {}), data, ca, *cert))
     out = host.run(f"python3 -c {args}").stdout
     code, _unused, body = out.partition("\n")
     return int(code or 0), body

@@ -20,6 +20,7 @@ SETTINGS = (
     ("kafka_replication_factor", "kafka", "kafka_default_replication_factor"),
     ("kafka_min_insync_replicas", "kafka", "kafka_min_insync_replicas"),
     ("seaweedfs_replication", "seaweedfs", "seaweedfs_replication"),
+    ("postgresql_patroni", "postgresql", "postgresql_patroni"),
 )
 
 

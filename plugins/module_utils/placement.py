@@ -23,7 +23,7 @@ REQUIRED_GROUPS = required_groups()
 OPTIONAL_GROUPS = optional_groups()
 SEAWEEDFS_REPLICATION_RE = re.compile(r"^[0-9]{3}$")
 # Rule sets that can be checked on their own (a role checks only its own component).
-COMPONENTS = ("kafka", "postgresql", "object_store", "edge", "services")
+COMPONENTS = ("kafka", "postgresql", "etcd", "object_store", "edge", "services")
 
 
 @dataclass
@@ -56,6 +56,7 @@ def check_placement(groups: dict, zone_of: dict, params: dict | None = None) -> 
     params: effective settings that the rules depend on:
       kafka_replication_factor (3), kafka_min_insync_replicas (2), kafka_controllers (list of hosts; default all
       kafka hosts), seaweedfs_replication ("100"), minio_drives_per_node (1), object_store ("auto"),
+      postgresql_patroni (True: PostgreSQL fails over through Patroni, whose etcd group must keep a quorum),
       required_groups (groups that must have hosts), components (rule sets to apply; default all of COMPONENTS).
     """
     p = {
@@ -64,6 +65,7 @@ def check_placement(groups: dict, zone_of: dict, params: dict | None = None) -> 
         "kafka_controllers": None,
         "seaweedfs_replication": "100",
         "minio_drives_per_node": 1,
+        "postgresql_patroni": True,
         "required_groups": list(REQUIRED_GROUPS),
         "components": list(COMPONENTS),
     }
@@ -101,6 +103,9 @@ def check_placement(groups: dict, zone_of: dict, params: dict | None = None) -> 
         _check_kafka(groups, zone_of, p, r)
     if "postgresql" in comps:
         _check_postgresql(groups, zone_of, r)
+    patroni = "postgresql" in comps and _true(p["postgresql_patroni"]) and bool(groups.get("postgresql_primary"))
+    if patroni or ("etcd" in comps and groups.get("etcd")):
+        _check_etcd(groups, zone_of, r)
     if "object_store" in comps:
         _check_object_store(groups, zone_of, p, r)
     if "edge" in comps:
@@ -180,6 +185,36 @@ def _check_postgresql(groups, zone_of, r):
             f"group 'postgresql_replica': every replica ({_fmt(replicas)}) is in the primary's zone {primary_zone}; "
             "put one in another zone"
         )
+
+
+def _true(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
+
+
+def _check_etcd(groups, zone_of, r):
+    members = groups.get("etcd") or []
+    if not members:
+        r.errors.append(
+            "group 'etcd' is empty: Patroni (postgresql_patroni) needs three etcd members, one per zone, to fail over "
+            "(or set postgresql_patroni: false for a primary and replicas without automatic failover)"
+        )
+        return
+    quorum = len(members) // 2 + 1
+    if len(members) < 3:
+        r.errors.append(
+            f"group 'etcd' has {len(members)} member(s) ({_fmt(members)}): "
+            "losing one loses the quorum; use three or five"
+        )
+    for zone, hosts in sorted(_zones_of(members, zone_of).items()):
+        if len(members) - len(hosts) < quorum:
+            r.errors.append(
+                f"group 'etcd': losing zone {zone} removes members {_fmt(hosts)} and breaks the quorum "
+                f"({len(members) - len(hosts)} of {len(members)} left, {quorum} needed)"
+            )
+    if len(members) % 2 == 0:
+        r.warnings.append(f"{len(members)} etcd members: an even count tolerates no more failures than one fewer")
 
 
 def _check_object_store(groups, zone_of, p, r):

@@ -155,6 +155,32 @@ ENDPOINTS: dict[str, Endpoint] = {
             "postgresql_backup_cipher_pass",
         ),
     ),
+    "etcd": Endpoint(
+        "etcd",
+        (_p("etcd_client_port", 2379),),
+        ("postgresql_cluster", "etcd_cluster"),  # Patroni on the PostgreSQL hosts; the members' own etcdctl
+        "etcd's client API (TLS; a user and password required)",
+        tls="etcd",
+        unit="etcd",
+        secrets=("etcd_root_password", "etcd_client_passwords"),
+    ),
+    "etcd_peer": Endpoint(
+        "etcd",
+        (_p("etcd_peer_port", 2380),),
+        ("etcd_cluster",),
+        "etcd's peer traffic (TLS, certificates both ways)",
+    ),
+    "patroni": Endpoint(
+        "postgresql",
+        (_p("postgresql_patroni_port", 8008),),
+        ("postgresql_cluster", "monitoring"),  # the members' leader checks and patronictl; Prometheus
+        "Patroni's REST API (TLS; changes need a password)",
+        tls="patroni",
+        scheme="https",
+        unit="patroni",
+        secrets=("postgresql_patroni_api_password",),
+        switch=("postgresql_patroni", True),
+    ),
     "kafka": Endpoint(
         "kafka",
         (_p("kafka_client_port", 9092),),
@@ -353,6 +379,7 @@ class Group:
 # optional groups and the preflight's roles per host come from here; every endpoint's group is one of them (or all).
 GROUPS = {
     "kafka": Group("kafka", True),
+    "etcd": Group("etcd", False),  # Patroni's consensus store (deployed before PostgreSQL)
     "postgresql_primary": Group("postgresql", True),
     "postgresql_replica": Group("postgresql", False),
     "postgresql": Group("postgresql", False),  # the parent of both (its endpoint's group)

@@ -176,9 +176,10 @@ def delta_counts(session: str) -> dict[str, int]:
     return json.loads(sh(host, cmd, timeout=300))
 
 
-def verify(session: str, accepted: list[str], timeout: float = 600) -> dict:
+def verify(session: str, accepted: list[str], timeout: float = 600, strict: bool = True) -> dict:
     """Wait until every accepted event is in PostgreSQL (primary and replica) and in Delta; then every event_id of the
-    run is there exactly once. Returns the counts."""
+    run is there exactly once. Returns the counts; strict=False leaves the asserting to the caller (who records the
+    counts first)."""
     want = set(accepted)
     stores = {f"postgresql {h}": (lambda h=h: pg_counts(h, session)) for h in hosts("postgresql")}
     stores["delta"] = lambda: delta_counts(session)
@@ -199,6 +200,8 @@ def verify(session: str, accepted: list[str], timeout: float = 600) -> dict:
             "missing": len(missing),
             "more_than_once": len(doubled),
         }
+        if not strict:
+            continue
         assert not missing, (
             f"{name}: {len(missing)} of {len(want)} accepted events are missing (e.g. {sorted(missing)[:3]})"
         )

@@ -1,9 +1,12 @@
-"""PostgreSQL across zones, verified against the running servers: replication, TLS-only access, retention,
-anonymisation, backup and restore onto a fresh host, promotion, and bad input refused in preflight."""
+"""PostgreSQL across zones under Patroni and etcd, verified against the running servers: replication, TLS-only access,
+retention, anonymisation, backup and restore onto a fresh host, bad input refused in preflight, then (last) automatic
+failover, rejoin and a switchover back."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shlex
 import subprocess
 import time
@@ -11,7 +14,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import address, ansible_playbook, assert_passes, assert_refused, lab_host, lab_secret, psql, run_audit
+from conftest import (
+    address,
+    ansible_playbook,
+    assert_passes,
+    assert_refused,
+    http,
+    lab_host,
+    lab_secret,
+    psql,
+    run_audit,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CA = "/etc/analytics-platform/pki/ca.crt"
@@ -79,7 +93,10 @@ def test_wrong_and_default_passwords_are_refused(pg_a, user, password):
 
 def test_pg_hba_has_only_hostssl_scram_lines(pg_a):
     rules = psql(pg_a, "SELECT type, auth_method FROM pg_hba_file_rules", db="postgres").splitlines()
-    assert rules and set(rules) <= {"local|peer", "hostssl|scram-sha-256"}
+    assert rules and set(rules) <= {"local|peer", "hostssl|scram-sha-256", "local|scram-sha-256"}
+    # The one local password line: Patroni's replication connection to the replica's own socket.
+    local = "SELECT database, user_name FROM pg_hba_file_rules WHERE type = 'local' AND auth_method <> 'peer'"
+    assert psql(pg_a, local, db="postgres") == "{replication}|{replicator}"
     assert psql(pg_a, "SHOW password_encryption", db="postgres") == "scram-sha-256"
     assert psql(pg_a, "SHOW ssl", db="postgres") == "on"
     assert "pgaudit" in psql(pg_a, "SHOW shared_preload_libraries", db="postgres")
@@ -166,7 +183,12 @@ def test_backup_restores_onto_a_fresh_host(pg_a):
         ('{"postgresql_work_mem": "64"}', "postgresql_work_mem: '64' is not a size"),
         ('{"postgresql_sink_password": ""}', "postgresql_sink_password is missing, shorter than 16 characters"),
         ('{"postgresql_reader_password": "analytics123"}', "postgresql_reader_password is missing"),
-        ('{"zone": "zone-a"}', "every replica (pg-b) is in the primary's zone zone-a"),
+        # etcd's play comes first: its quorum is what a single zone breaks first.
+        ('{"zone": "zone-a"}', "group 'etcd': losing zone zone-a removes members pg-a, pg-b, pg-x"),
+        ('{"postgresql_patroni_ttl": 20}', "postgresql_patroni_loop_wait + 2 x postgresql_patroni_retry_timeout"),
+        ('{"etcd_client_passwords": {}}', "etcd_client_passwords for every client in etcd_clients (patroni)"),
+        ('{"postgresql_etcd_user": "nobody"}', "postgresql_etcd_password is missing"),
+        ('{"postgresql_rewind_password": "short"}', "postgresql_rewind_password is missing"),
         (
             '{"postgresql_hba_extra": [{"database": "all", "user": "x", "address": "0.0.0.0/0", "type": "host"}]}',
             "postgresql_hba_extra entry 0",
@@ -178,13 +200,179 @@ def test_backup_restores_onto_a_fresh_host(pg_a):
     ],
 )
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
-    assert_refused(scenario_dir, extra, message, ("pg-a", "cat /etc/postgresql/15/main/pg_hba.conf"))
+    assert_refused(scenario_dir, extra, message, ("pg-a", "cat /var/lib/postgresql/15/main/pg_hba.conf"))
 
 
-def test_promoting_the_replica_makes_it_writable(pg_b):
-    """Last: after this the replica no longer follows the primary."""
-    r = ansible_playbook(ROOT / "playbooks" / "postgresql_promote.yml", "-e", "new_primary=pg-b")
+# --- Patroni and etcd -------------------------------------------------------------------------------------------------
+# Last in this file: the failover moves the leader (the switchover test moves it back to pg-a).
+
+
+def cluster(via: str) -> dict:
+    """Patroni's view of the cluster, from a member's REST API (TLS verified): name -> member."""
+    code, body = http(lab_host(via), f"https://{address(via)}:8008/cluster")
+    assert code == 200, body
+    return {m["name"]: m for m in json.loads(body)["members"]}
+
+
+def leader(via: str) -> str | None:
+    try:
+        names = [n for n, m in cluster(via).items() if m["role"] in ("leader", "master") and m["state"] == "running"]
+    except (AssertionError, ValueError):
+        return None
+    return names[0] if len(names) == 1 else None
+
+
+def etcd(host, path: str, body: dict, token: str = "") -> tuple[int, dict]:
+    """etcd's v3 JSON API on pg-x, from `host` (TLS verified)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {})}
+    code, text = http(host, f"https://{address('pg-x')}:2379/v3{path}", "POST", headers, json.dumps(body))
+    try:
+        return code, json.loads(text)
+    except ValueError:
+        return code, {"raw": text}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_patroni_runs_the_cluster_and_only_it(pg_a, pg_b):
+    members = cluster("pg-a")
+    assert members["pg-a"]["role"] in ("leader", "master") and members["pg-a"]["state"] == "running", members
+    assert members["pg-b"]["role"] == "replica" and members["pg-b"]["state"] in ("running", "streaming"), members
+    for host in (pg_a, pg_b):
+        assert host.service("patroni").is_running and host.service("patroni").is_enabled
+        assert not host.service("postgresql@15-main").is_running
+        assert not host.service("postgresql@15-main").is_enabled
+        assert host.file("/etc/postgresql/15/main/start.conf").content_string.strip() == "manual"
+        config = host.file("/etc/patroni/config.yml")
+        assert (config.user, config.mode) == ("postgres", 0o600)
+    # Patroni's replication slot for the replica, and the replica streams over TLS.
+    assert psql(pg_a, "SELECT slot_name FROM pg_replication_slots WHERE active", db="postgres") == "pg_b"
+    assert psql(pg_a, "SELECT ssl FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)", db="postgres") == "t"
+    # pg_rewind can work: hint bits are logged; the rewind role is no superuser.
+    assert psql(pg_a, "SHOW wal_log_hints", db="postgres") == "on"
+    assert psql(pg_a, "SELECT rolsuper FROM pg_roles WHERE rolname = 'rewinder'", db="postgres") == "f"
+
+
+def test_patronis_api_needs_tls_and_a_password_to_change_anything(pg_b):
+    url = f"https://{address('pg-a')}:8008"
+    assert http(pg_b, f"{url}/restart", "POST", {"Content-Type": "application/json"}, "{}")[0] == 401
+    wrong = "Basic " + base64.b64encode(b"patroni:wrong-password-123456").decode()
+    assert http(pg_b, f"{url}/restart", "POST", {"Authorization": wrong}, "{}")[0] == 401
+    # Plain HTTP gets no answer from a TLS listener.
+    assert http(pg_b, f"http://{address('pg-a')}:8008/cluster")[0] == 0
+    assert http(pg_b, f"{url}/patroni")[0] == 200
+
+
+def test_etcd_needs_tls_and_a_user_and_confines_patroni_to_its_prefix(pg_a, pg_b):
+    # Plain HTTP gets no answer from the TLS listener; the peer port wants a certificate of the platform CA.
+    assert http(pg_b, f"http://{address('pg-x')}:2379/health")[0] == 0
+    assert http(pg_b, f"https://{address('pg-x')}:2380/members")[0] == 0
+    assert http(pg_b, f"https://{address('pg-x')}:2380/members", client_cert=True)[0] == 200
+    # TLS but no user: refused.
+    code, body = etcd(pg_b, "/kv/range", {"key": b64("/analytics-platform/")})
+    assert code != 200 and "user name is empty" in json.dumps(body), body
+    # Patroni's user reads its cluster's keys and may not write outside its prefix.
+    code, body = etcd(pg_b, "/auth/authenticate", {"name": "patroni", "password": lab_secret("etcd_patroni")})
+    assert code == 200, body
+    token = body["token"]
+    prefix = {"key": b64("/analytics-platform/"), "range_end": b64("/analytics-platform0"), "keys_only": True}
+    code, body = etcd(pg_b, "/kv/range", prefix, token)
+    keys = {base64.b64decode(kv["key"]).decode() for kv in body.get("kvs", [])}
+    assert "/analytics-platform/analytics/leader" in keys, body
+    code, body = etcd(pg_b, "/kv/put", {"key": b64("/elsewhere/x"), "value": b64("1")}, token)
+    assert code != 200 and "permission denied" in json.dumps(body), body
+    code, body = etcd(pg_b, "/auth/authenticate", {"name": "root", "password": "wrong-password-123456"})
+    assert code != 200 and "authentication failed" in json.dumps(body), body
+    # Listing the users needs root's token.
+    assert etcd(pg_a, "/auth/user/list", {})[0] != 200
+
+
+def test_a_cluster_wide_setting_reaches_every_member_through_a_rolling_restart(scenario_dir, pg_a, pg_b):
+    """max_connections lives in Patroni's cluster-wide configuration (in etcd) and needs a restart: a converge with a
+    new value changes it there and restarts the members one at a time; the scenario's value comes back the same way."""
+    show = "SHOW max_connections"
+    assert psql(pg_a, show, db="postgres") == psql(pg_b, show, db="postgres") == "50"
+    for value in ("60", "50"):
+        r = ansible_playbook(scenario_dir / "converge.yml", "-e", f"postgresql_max_connections={value}")
+        assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
+        assert re.search(r"Restart them, one at a time\][^\[]*changed: \[", r.output), r.output[-2000:]
+        assert psql(pg_a, show, db="postgres") == psql(pg_b, show, db="postgres") == value
+    assert leader("pg-a") == "pg-a"
+    members = cluster("pg-a")
+    assert not any(m.get("pending_restart") for m in members.values()), members
+
+
+def test_etcd_keeps_a_quorum_with_one_member_stopped(pg_a):
+    pg_x = lab_host("pg-x")
+    pg_x.run("systemctl stop etcd")
+    try:
+        marker = str(uuid.uuid4())
+        psql(pg_a, insert_sql(marker))
+        time.sleep(12)  # more than a Patroni cycle: the leader renews its lease in the remaining two members
+        assert leader("pg-a") == "pg-a"
+        assert psql(pg_a, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    finally:
+        pg_x.run("systemctl start etcd")
+    assert wait_for(lambda: pg_x.service("etcd").is_running, timeout=30)
+
+
+def test_a_lost_leader_is_replaced_by_itself_and_rejoins_as_a_replica(pg_a, pg_b):
+    """The leader's container killed (a host crash: no clean shutdown): pg-b leads within the lease, takes writes
+    through the multi-host connection string, and pg-a, started again, follows pg-b without a hand step."""
+    assert leader("pg-b") == "pg-a"
+    before = str(uuid.uuid4())
+    psql(pg_a, insert_sql(before))
+    count = "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{}'"
+    assert wait_for(lambda: psql(pg_b, count.format(before)) == "1", timeout=30)
+    t0 = time.time()
+    subprocess.run(["docker", "kill", "ap-mol-postgresql-pg-a"], check=True, capture_output=True)
+    assert wait_for(lambda: leader("pg-b") == "pg-b", timeout=90, step=1), cluster("pg-b")
+    took = time.time() - t0
+    print(f"failover: pg-b leads {took:.0f} s after pg-a was killed")
+    assert took < 30 + 10 + 15  # ttl + loop_wait + margin
+    # A client with every member in its connection string finds the writable one.
+    after = str(uuid.uuid4())
+    conn = (
+        f"host={address('pg-a')},{address('pg-b')} port=5432 dbname=analytics user=analytics_sink "
+        f"sslmode=verify-full sslrootcert={CA} target_session_attrs=read-write connect_timeout=3"
+    )
+    password = shlex.quote(lab_secret("pg_sink"))
+    r = pg_b.run(f"PGPASSWORD={password} psql -XAtq {shlex.quote(conn)} -c {shlex.quote(insert_sql(after))}")
+    assert r.rc == 0, r.stderr
+    assert psql(pg_b, count.format(before)) == "1" and psql(pg_b, count.format(after)) == "1"
+    subprocess.run(["docker", "start", "ap-mol-postgresql-pg-a"], check=True, capture_output=True)
+    t1 = time.time()
+
+    def following():
+        m = cluster("pg-b").get("pg-a", {})
+        return m.get("role") == "replica" and m.get("state") in ("running", "streaming")
+
+    assert wait_for(following, timeout=180), cluster("pg-b")
+    pg_a_again = lab_host("pg-a")
+    assert wait_for(lambda: psql(pg_a_again, count.format(after)) == "1", timeout=60)
+    print(f"rejoin: pg-a follows pg-b {time.time() - t1:.0f} s after its container started")
+    assert psql(pg_a_again, "SELECT pg_is_in_recovery()", db="postgres") == "t"
+
+    def timeline(name):
+        code, body = http(pg_b, f"https://{address(name)}:8008/patroni")
+        return json.loads(body).get("timeline") if code == 200 else None
+
+    assert wait_for(lambda: timeline("pg-a") == timeline("pg-b") > 2, timeout=60), (timeline("pg-a"), timeline("pg-b"))
+
+
+def test_a_switchover_moves_the_leader_back_without_losing_a_write(pg_b):
+    assert leader("pg-b") == "pg-b"
+    marker = str(uuid.uuid4())
+    psql(pg_b, insert_sql(marker))
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_switchover.yml", "-e", "candidate=pg-a")
     assert r.returncode == 0, r.output[-2000:]
-    assert psql(pg_b, "SELECT pg_is_in_recovery()", db="postgres") == "f"
-    psql(pg_b, insert_sql(str(uuid.uuid4())))
-    assert not pg_b.file("/etc/postgresql/15/main/conf.d/60-replica.conf").exists
+    pg_a = lab_host("pg-a")
+    assert leader("pg-b") == "pg-a"
+    assert psql(pg_a, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    assert psql(pg_a, f"SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{marker}'") == "1"
+    assert wait_for(lambda: cluster("pg-a")["pg-b"]["state"] in ("running", "streaming"), timeout=90)
+    # The old promote play refuses to fight Patroni.
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_promote.yml", "-e", "new_primary=pg-b")
+    assert r.returncode != 0 and "Patroni runs this cluster" in r.output

@@ -7,6 +7,7 @@ LAB = {
     "kafka": ["kafka-a", "kafka-b", "kafka-c"],
     "postgresql_primary": ["store-a"],
     "postgresql_replica": ["store-b"],
+    "etcd": ["store-a", "store-b", "store-c"],
     "seaweedfs": ["store-a", "store-b", "store-c"],
     "analytics_api": ["app-a", "app-b", "app-c"],
     "nginx": ["edge-a", "edge-b"],
@@ -152,4 +153,30 @@ def test_components_limit_the_rules():
 
 def test_unknown_component_is_named():
     r = check_placement(LAB, ZONES, {"components": ["kafak"]})
-    assert r.errors == ["unknown placement component(s) kafak: use kafka, postgresql, object_store, edge, services"]
+    known = "kafka, postgresql, etcd, object_store, edge, services"
+    assert r.errors == [f"unknown placement component(s) kafak: use {known}"]
+
+
+def test_patroni_needs_etcd_members_and_names_the_way_out():
+    r = check_placement(with_groups(etcd=[]), ZONES)
+    assert any(e.startswith("group 'etcd' is empty") and "postgresql_patroni: false" in e for e in r.errors)
+    # Without Patroni, no etcd is needed.
+    assert check_placement(with_groups(etcd=[]), ZONES, {"postgresql_patroni": False}).ok
+    assert check_placement(with_groups(etcd=[]), ZONES, {"postgresql_patroni": "false"}).ok
+
+
+def test_etcd_quorum_must_survive_the_loss_of_any_zone():
+    r = check_placement(with_groups(etcd=["store-a", "app-a", "store-b"]), ZONES)
+    assert any("losing zone zone-a removes members app-a, store-a and breaks the quorum" in e for e in r.errors)
+    r = check_placement(with_groups(etcd=["store-a", "store-b"]), ZONES)
+    assert any("group 'etcd' has 2 member(s)" in e for e in r.errors)
+    r = check_placement(with_groups(etcd=["store-a", "store-b", "store-c", "app-c"]), ZONES)
+    assert any("losing zone zone-c" in e for e in r.errors)
+    assert any("4 etcd members" in w for w in r.warnings)
+    five = ["store-a", "app-a", "store-b", "app-b", "store-c"]
+    assert check_placement(with_groups(etcd=five), ZONES).ok
+
+
+def test_the_etcd_rules_alone():
+    r = check_placement({"etcd": ["store-a", "store-b"]}, ZONES, {"components": ["etcd"], "required_groups": []})
+    assert "group 'etcd' has 2 member(s) (store-a, store-b): losing one loses the quorum; use three or five" in r.errors

@@ -41,7 +41,10 @@ def connect(cfg) -> psycopg.Connection:
         sslmode="verify-full",
         sslrootcert=str(cfg.pg_ca_file),
         application_name="pg-sink",
-        connect_timeout=10,
+        # PGSINK_PG_HOST may list every member of the cluster: the one that takes writes is used, so the sink follows
+        # the leader after a failover. The timeout is per host tried.
+        target_session_attrs="read-write",
+        connect_timeout=5,
         autocommit=True,  # every write is an explicit transaction block (conn.transaction())
     )
 
