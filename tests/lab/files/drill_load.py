@@ -74,11 +74,13 @@ def send(n, events):
 
 
 def save():
+    # One save at a time: the saver thread and the final save share the temporary file (a second os.replace of it
+    # failed once, killed the saver thread, and the drill waited for a "done" that never came).
     with lock:
         text = json.dumps(state)
-    with open(out + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(out + ".tmp", out)
+        with open(out + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(out + ".tmp", out)
 
 
 def saver():
