@@ -125,7 +125,7 @@ test-heavy: setup ## The heavy runs: the scenarios' fault drills, the event cont
 	@bash scripts/test-apps.sh --contract-heavy
 	@$(MAKE) --no-print-directory lab site-again audit drills
 
-drills: venv ## Drills of the whole platform on the running lab: the alert drills, then a zone stopped, the consumers killed, Kafka blackholed
+drills: venv ## Drills of the whole platform on the running lab: the alert drills, then a zone stopped, the consumers killed, Kafka blackholed, the PostgreSQL leader killed
 	@echo "==> drills on the lab (tests/lab; counts and times in reports/drills/)"
 	@$(LAB_ENV) $(BIN)/pytest -p no:cacheprovider -s -v tests/lab
 
