@@ -109,7 +109,9 @@ def test_only_a_client_with_a_platform_certificate_can_deliver():
 @pytest.mark.parametrize("log_host", ["api-b"])
 def test_a_log_host_that_was_away_gets_every_line_it_missed(log_host):
     """While a log host is away, the sender's lines wait in its queue for it; the sender restarting meanwhile keeps
-    them (saved to disk at its stop, its journal cursor already past them): none is lost, none doubled."""
+    them (saved to disk at its stop, its journal cursor already past them): none is lost. RELP is at-least-once: a
+    line whose acknowledgement is lost while the log host comes back is sent again, so a line may arrive twice (seen
+    once in CI), and only as the same record (same time and pid), never as a second logging of it."""
     host = lab_host(log_host)
     marker = f"ap-away-{uuid.uuid4().hex[:12]}"
     # Away means away: journald's syslog socket would start rsyslog again (this scenario runs no base role, so
@@ -126,7 +128,8 @@ def test_a_log_host_that_was_away_gets_every_line_it_missed(log_host):
         assert host.run("systemctl start rsyslog syslog.socket").rc == 0
     for i in range(5):
         got = wait_for(lambda i=i: arrived(log_host, "db-a", f"{marker}-{i}"), timeout=90)
-        assert len(got) == 1, f"line {i} after the outage: {got}"
+        assert got, f"line {i} was lost in the outage"
+        assert len({(e["time"], e["pid"], e["message"]) for e in got}) == 1, f"line {i} logged twice: {got}"
 
 
 def test_the_central_logs_rotate_and_keep_being_written():
