@@ -91,6 +91,29 @@ CATALOGUE = {
         "remediation": "ssl on with a TLS 1.2 floor, scram-sha-256 password hashes, and only hostssl scram-sha-256 "
         "rules in pg_hba (the postgresql role's settings); reset any MD5 password hash.",
     },
+    "db_replication": {
+        "title": "Database replicated across zones (replicas streaming)",
+        "severity": "high",
+        "groups": ["postgresql"],
+        "remediation": "Run PostgreSQL on hosts in two or more zones (groups postgresql_primary and "
+        "postgresql_replica; Patroni fails over between them); a replica that does not stream: check its log, "
+        "rebuild it with patronictl reinit.",
+    },
+    "db_backups": {
+        "title": "Database backups fresh, encrypted and off the host, WAL archived",
+        "severity": "high",
+        "groups": ["postgresql"],
+        "remediation": "Point pgBackRest at the object store (postgresql_backup_s3_endpoint) with "
+        "postgresql_backup_cipher_pass set, keep the backup timers running (systemctl list-timers 'pgbackrest-*'), "
+        "and fix what stops WAL archiving (the pgBackRest log).",
+    },
+    "etcd_security": {
+        "title": "etcd: TLS, authentication on, peers by certificate",
+        "severity": "high",
+        "groups": ["etcd"],
+        "remediation": "Deploy etcd with the etcd role: TLS on the client and peer ports, peers must present a "
+        "certificate of the platform CA, and authentication on with a user per client (etcd_clients).",
+    },
     "security_updates": {
         "title": "Regular security updates",
         "severity": "high",

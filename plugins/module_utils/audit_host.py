@@ -255,8 +255,9 @@ SELECT json_build_object(
 """
 
 
-def pg_settings(run, database: str = "postgres", psql: str = "psql") -> dict:
-    argv = ["runuser", "-u", "postgres", "--", psql, "-XAtq", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", PG_QUERY]
+def _pg_json(run, query: str, database: str, psql: str, what: str, valid) -> dict:
+    """One JSON object from psql as postgres over the local socket; anything else raises (the probe is undecided)."""
+    argv = ["runuser", "-u", "postgres", "--", psql, "-XAtq", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", query]
     rc, out, err = run(argv)
     if rc != 0:
         raise RuntimeError(f"PostgreSQL did not answer: {((err or out).strip().splitlines() or [str(rc)])[-1]}")
@@ -264,9 +265,13 @@ def pg_settings(run, database: str = "postgres", psql: str = "psql") -> dict:
         data = json.loads(out)
     except ValueError:
         raise RuntimeError(f"PostgreSQL's answer is not the expected JSON: {out.strip()[:120]!r}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
-        raise RuntimeError(f"PostgreSQL's answer lacks its settings: {out.strip()[:120]!r}")
+    if not isinstance(data, dict) or not valid(data):
+        raise RuntimeError(f"PostgreSQL's answer lacks its {what}: {out.strip()[:120]!r}")
     return data
+
+
+def pg_settings(run, database: str = "postgres", psql: str = "psql") -> dict:
+    return _pg_json(run, PG_QUERY, database, psql, "settings", lambda d: isinstance(d.get("settings"), dict))
 
 
 def pg_evaluate(data: dict) -> list[dict]:
@@ -323,3 +328,231 @@ def pg_evaluate(data: dict) -> list[dict]:
         )
     )
     return [enc, aud]
+
+
+# --- PostgreSQL: replication and backups ------------------------------------------------------------------------
+PG_HA_QUERY = r"""
+SELECT json_build_object(
+  'recovery', pg_is_in_recovery(),
+  'replicas', (SELECT coalesce(json_agg(json_build_object('name', application_name, 'state', state,
+                                                          'sync', sync_state, 'client', client_addr::text)), '[]')
+               FROM pg_stat_replication),
+  'receiver', (SELECT json_build_object('status', status, 'sender', sender_host) FROM pg_stat_wal_receiver),
+  'archive_mode', current_setting('archive_mode'),
+  'archiver', (SELECT json_build_object('archived', archived_count, 'failed', failed_count,
+                                        'last_archived', last_archived_time, 'last_failed', last_failed_time,
+                                        'failing', coalesce(last_failed_time > coalesce(last_archived_time,
+                                                                                        '-infinity'), false))
+               FROM pg_stat_archiver)
+)
+"""
+
+
+def pg_ha_state(run, database: str = "postgres", psql: str = "psql") -> dict:
+    return _pg_json(run, PG_HA_QUERY, database, psql, "replication state", lambda d: "recovery" in d)
+
+
+def pg_replication(state: dict, expected_replicas: int) -> dict:
+    """A primary has every other member of the inventory streaming from it; a replica streams from its primary. A server
+    with no replica at all holds the only copy of the data (the guide asks for replicas across zones)."""
+    target = "replication"
+    if state["recovery"]:
+        receiver = state.get("receiver") or {}
+        ev = {"role": "replica", "receiver": receiver}
+        if receiver.get("status") == "streaming":
+            return result("db_replication", "pass", f"replica streaming from {receiver.get('sender')}", target, **ev)
+        return result(
+            "db_replication",
+            "fail",
+            f"replica not streaming (WAL receiver: {receiver.get('status') or 'not running'})",
+            target,
+            **ev,
+        )
+    replicas = state.get("replicas") or []
+    streaming = sorted(r["name"] for r in replicas if r.get("state") == "streaming")
+    ev = {"role": "primary", "replicas": replicas, "expected_replicas": expected_replicas}
+    if expected_replicas < 1:
+        reason = "no replica: this server holds the only copy of the data (the guide asks for replicas across zones)"
+        return result("db_replication", "fail", reason, target, **ev)
+    if len(streaming) < expected_replicas:
+        reason = f"{len(streaming)} of {expected_replicas} replicas streaming ({', '.join(streaming) or 'none'})"
+        return result("db_replication", "fail", reason, target, **ev)
+    return result(
+        "db_replication", "pass", f"{len(streaming)} replicas streaming: {', '.join(streaming)}", target, **ev
+    )
+
+
+def _pgbackrest_conf(path: str) -> dict:
+    conf: dict = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if "=" in line and not line.startswith(("#", "[")):
+                key, _sep, value = line.partition("=")
+                conf[key.strip()] = value.strip()
+    return conf
+
+
+def pg_backups(run, state: dict, stanza: str, max_age_hours: float, repo_shared: bool, conf_path: str) -> dict:
+    """Backups exist, are fresher than max_age_hours, live off this host and are encrypted; on the primary, WAL is
+    archived and archiving does not fail. The repository is read with pgBackRest itself (as postgres)."""
+    target = "backups"
+    if not os.path.isfile(conf_path):
+        reason = f"no pgBackRest configuration ({conf_path}): nothing backs it up"
+        return result("db_backups", "fail", reason, target, conf=conf_path, stanza=stanza, configured=False)
+    conf = _pgbackrest_conf(conf_path)
+    repo_type = conf.get("repo1-type", "posix")
+    ev = {
+        "repo_type": repo_type,
+        "repo": conf.get("repo1-s3-endpoint") or conf.get("repo1-path", ""),
+        "stanza": stanza,
+        "max_age_hours": max_age_hours,
+    }
+    rc, out, err = run(["runuser", "-u", "postgres", "--", "pgbackrest", f"--stanza={stanza}", "--output=json", "info"])
+    if rc != 0:
+        raise RuntimeError(f"pgbackrest info failed ({rc}): {((err or out).strip().splitlines() or [''])[-1][:200]}")
+    try:
+        info = next(i for i in json.loads(out) if i.get("name") == stanza)
+    except (ValueError, StopIteration):
+        raise RuntimeError(f"pgbackrest info does not describe stanza {stanza}: {out.strip()[:120]!r}") from None
+    good = [b for b in info.get("backup", []) if not b.get("error")]
+    newest = max((b["timestamp"]["stop"] for b in good), default=None)
+    age_h = round((time.time() - newest) / 3600, 2) if newest else None
+    archiver = state.get("archiver") or {}
+    ev.update(
+        repo_status=info.get("status", {}).get("message"),
+        cipher=info.get("cipher"),
+        backups=len(good),
+        newest_age_hours=age_h,
+        archive_mode=state.get("archive_mode"),
+        archiver=archiver if not state["recovery"] else None,
+    )
+    problems = []
+    if repo_type == "posix" and not repo_shared:
+        problems.append(
+            f"the repository is a folder on this host ({conf.get('repo1-path')}): losing it loses the backups"
+        )
+    if info.get("status", {}).get("code") != 0:
+        problems.append(f"the repository says: {info.get('status', {}).get('message')}")
+    if newest is None:
+        problems.append("no backup in the repository")
+    elif age_h > max_age_hours:
+        problems.append(f"the newest backup is {age_h} hours old (more than {max_age_hours})")
+    if info.get("cipher", "none") == "none":
+        problems.append("the repository is not encrypted")
+    if not state["recovery"]:
+        if state.get("archive_mode") not in ("on", "always"):
+            problems.append(f"archive_mode is {state.get('archive_mode')}: no point-in-time restore")
+        elif archiver.get("failing"):
+            problems.append(f"WAL archiving fails (last failure {archiver.get('last_failed')})")
+    if problems:
+        return result("db_backups", "fail", "; ".join(problems), target, **ev)
+    where = ev["repo"] if repo_type != "posix" else f"{ev['repo']} (shared)"
+    reason = f"newest of {len(good)} backups {age_h} h old, {repo_type} repository {where}, {info.get('cipher')}"
+    return result("db_backups", "pass", reason, target, **ev)
+
+
+# --- etcd ------------------------------------------------------------------------------------------------------------
+def _http(host: str, port: int, path: str, tls_ca: str | None, timeout: float, body: bytes | None = None):
+    """(status, text) of one request over TLS verified against tls_ca (or plain HTTP without); raises what the
+    connection raised (OSError, ssl.SSLError): the caller decides what it means."""
+    import http.client
+    import ssl
+
+    if tls_ca:
+        conn = http.client.HTTPSConnection(
+            host, port, context=ssl.create_default_context(cafile=tls_ca), timeout=timeout
+        )
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request("POST" if body is not None else "GET", path, body=body, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read(4096).decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def _plain_http(address: str, port: int, path: str, timeout: float, body: bytes | None):
+    """The first of address and loopback that answers plain HTTP on port: (url, status, text), or None. A TLS listener
+    is no plain answer, even when it says so in HTTP (Go's servers answer 400 "Client sent an HTTP request to an HTTPS
+    server")."""
+    import http.client
+
+    for host in dict.fromkeys([address, "127.0.0.1"]):
+        try:
+            status, text = _http(host, port, path, None, timeout, body)
+        except (OSError, ValueError, http.client.HTTPException):  # refused, reset, TLS bytes that are no HTTP answer
+            continue
+        if "HTTP request to an HTTPS server" in text:
+            continue
+        return f"http://{host}:{port}{path}", status, text
+    return None
+
+
+def _etcd_client(address: str, port: int, ca_path: str, timeout: float) -> dict:
+    import ssl
+
+    target = "client authentication"
+    key = json.dumps({"key": "Lw==", "keys_only": True, "limit": 1}).encode()  # "/", keys only
+    url = f"https://{address}:{port}/v3/kv/range"  # the certificate names the address too (pki role)
+    ev = {"url": url}
+    try:
+        status, text = _http(address, port, "/v3/kv/range", ca_path, timeout, key)
+    except ssl.SSLCertVerificationError as e:
+        return result("etcd_security", "error", f"{url}: cannot verify the server: {e}", target, **ev)
+    except OSError as e:
+        plain = _plain_http(address, port, "/v3/kv/range", timeout, key)
+        if not plain:
+            reason = f"etcd does not answer on {url} ({type(e).__name__}: {e}), nor in plain HTTP"
+            return result("etcd_security", "error", reason[:300], target, **ev)
+        ev.update(plain_url=plain[0], plain_status=plain[1])
+        reason = f"plain HTTP answers on {plain[0]} (status {plain[1]}): no TLS"
+        if plain[1] == 200:
+            reason += ", and keys are read without a user (no authentication)"
+        return result("etcd_security", "fail", reason, target, **ev)
+    ev.update(http_status=status, answer=text[:200])
+    if status == 200 and '"header"' in text:
+        return result(
+            "etcd_security", "fail", "a request without a user reads keys: authentication is off", target, **ev
+        )
+    if "user name is empty" in text or "invalid auth token" in text or status == 401:
+        reason = "TLS verified, and a request without a user is refused (authentication on)"
+        return result("etcd_security", "pass", reason, target, **ev)
+    return result("etcd_security", "error", f"unexpected answer {status} without a user: {text[:120]}", target, **ev)
+
+
+def _etcd_peer(address: str, port: int, ca_path: str, timeout: float) -> dict:
+    import ssl
+
+    target = "peer certificates"
+    url = f"https://{address}:{port}/members"
+    ev = {"url": url}
+    try:
+        status, _text = _http(address, port, "/members", ca_path, timeout)
+    except ssl.SSLCertVerificationError as e:
+        return result("etcd_security", "error", f"{url}: cannot verify the server: {e}", target, **ev)
+    except OSError as e:
+        # No TLS at all (the "handshake" met an HTTP answer, or nothing listens on the address) unless plain HTTP
+        # stays silent; then a TLS error (with TLS 1.3 the refusal comes after the handshake) is the refusal.
+        plain = _plain_http(address, port, "/members", timeout, None)
+        if plain:
+            ev.update(plain_url=plain[0], plain_status=plain[1])
+            reason = f"plain HTTP answers on the peer port ({plain[0]}, status {plain[1]}): peers are not authenticated"
+            return result("etcd_security", "fail", reason, target, **ev)
+        if isinstance(e, (ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            ev["refused"] = f"{type(e).__name__}: {e}"[:200]
+            reason = "the peer port refuses a client without a certificate of the platform CA"
+            return result("etcd_security", "pass", reason, target, **ev)
+        reason = f"etcd's peer port does not answer on {url} ({type(e).__name__}: {e}), nor in plain HTTP"
+        return result("etcd_security", "error", reason[:300], target, **ev)
+    ev["http_status"] = status
+    reason = f"the peer port answered {status} to a client without a certificate"
+    return result("etcd_security", "fail", reason, target, **ev)
+
+
+def etcd_security(address: str, client_port: int, peer_port: int, ca_path: str, timeout: float) -> list[dict]:
+    """etcd refuses a request without a user on its client port and a peer without a certificate of the platform CA
+    on its peer port; plain HTTP answering on either is a fail."""
+    return [_etcd_client(address, client_port, ca_path, timeout), _etcd_peer(address, peer_port, ca_path, timeout)]

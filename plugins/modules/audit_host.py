@@ -19,7 +19,13 @@ description:
     O(update_max_days). C(audit_logging) (target C(auditd)): the audit rules installed and auditd running (not
     applicable in a container, with the reason)."
   - "With O(postgresql): C(db_encryption) and C(audit_logging) (target C(pgaudit)) from the running server's settings
-    and pg_hba (psql as the C(postgres) user over the local socket)."
+    and pg_hba (psql as the C(postgres) user over the local socket); C(db_replication): a primary has
+    O(postgresql_replicas) replicas streaming (none expected is a fail: one server holds the only copy), a replica's WAL
+    receiver streams; C(db_backups): pgBackRest's repository (O(backup_conf)) is off the host (or a shared mount,
+    O(backup_repo_shared)), encrypted, ok, and its newest good backup younger than O(backup_max_age_hours), and a
+    primary archives its WAL without failing."
+  - "With O(etcd): C(etcd_security): a request without a user is refused on the client port (TLS verified), and the
+    peer port refuses a client without a certificate; plain HTTP answering on either port is a fail."
   - Replaces the secret_exposure and pg_hardening modules of 0.1.0.
   - Every probe that cannot decide (a command fails, an answer is not what it should be, the probe itself crashes)
     gives an C(error) for its control and target, never a pass and never a missing entry. Read-only; safe in check
@@ -81,6 +87,38 @@ options:
     description: Database psql connects to for the settings.
     type: str
     default: postgres
+  postgresql_replicas:
+    description: How many replicas stream from the primary (the other PostgreSQL hosts of the inventory).
+    type: int
+    default: 0
+  backup_stanza:
+    description: pgBackRest's stanza of this server.
+    type: str
+    default: analytics
+  backup_conf:
+    description: pgBackRest's configuration file.
+    type: path
+    default: /etc/pgbackrest.conf
+  backup_max_age_hours:
+    description: The newest backup must be younger than this.
+    type: float
+    default: 3
+  backup_repo_shared:
+    description: A posix repository is a mount every member shares (not the host's own disk).
+    type: bool
+    default: false
+  etcd:
+    description: This host runs an etcd member (probe its client and peer ports).
+    type: bool
+    default: false
+  etcd_client_port:
+    description: etcd's client port.
+    type: int
+    default: 2379
+  etcd_peer_port:
+    description: etcd's peer port.
+    type: int
+    default: 2380
   timeout:
     description: Seconds per network connection.
     type: float
@@ -128,6 +166,14 @@ def main():
             "audit_rules_file": {"type": "path", "default": "/etc/audit/rules.d/50-analytics-platform.rules"},
             "postgresql": {"type": "bool", "default": False},
             "postgresql_database": {"type": "str", "default": "postgres"},
+            "postgresql_replicas": {"type": "int", "default": 0},
+            "backup_stanza": {"type": "str", "default": "analytics"},
+            "backup_conf": {"type": "path", "default": "/etc/pgbackrest.conf"},
+            "backup_max_age_hours": {"type": "float", "default": 3},
+            "backup_repo_shared": {"type": "bool", "default": False},
+            "etcd": {"type": "bool", "default": False},
+            "etcd_client_port": {"type": "int", "default": 2379},
+            "etcd_peer_port": {"type": "int", "default": 2380},
             "timeout": {"type": "float", "default": 5},
         },
         supports_check_mode=True,
@@ -178,6 +224,39 @@ def main():
             ]
         else:
             out += probes.pg_evaluate(settings)
+        try:
+            state = probes.pg_ha_state(run, p["postgresql_database"])
+        except Exception as e:
+            reason = f"the probe failed: {type(e).__name__}: {e}"[:400]
+            out += [
+                result("db_replication", "error", reason, "replication"),
+                result("db_backups", "error", reason, "backups"),
+            ]
+        else:
+            out += guarded("db_replication", "replication", probes.pg_replication, state, p["postgresql_replicas"])
+            out += guarded(
+                "db_backups",
+                "backups",
+                probes.pg_backups,
+                run,
+                state,
+                p["backup_stanza"],
+                p["backup_max_age_hours"],
+                p["backup_repo_shared"],
+                p["backup_conf"],
+            )
+    if p["etcd"]:
+        address = p["address"] or p["server_name"]
+        out += guarded(
+            "etcd_security",
+            "client authentication",
+            probes.etcd_security,
+            address,
+            p["etcd_client_port"],
+            p["etcd_peer_port"],
+            p["ca_path"],
+            p["timeout"],
+        )
     module.exit_json(changed=False, audit=out)
 
 

@@ -268,3 +268,220 @@ def test_a_crashing_probe_is_an_error_with_its_reason_never_missing():
 def test_loopback_is_read_from_procs_byte_order(hexaddr, local):
     """The finding of the first lab run: 127.0.0.11 was taken for a public address (its hex does not start 7F)."""
     assert probes._local_only(probes._address(hexaddr)) is local
+
+
+# --- PostgreSQL replication and backups -------------------------------------------------------------------------------
+PRIMARY = {
+    "recovery": False,
+    "replicas": [{"name": "pg_b", "state": "streaming"}, {"name": "pg_c", "state": "catchup"}],
+    "receiver": None,
+    "archive_mode": "on",
+    "archiver": {"failing": False, "last_archived": "2026-12-03T09:00:00", "last_failed": None},
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "expected", "status", "text"),
+    [
+        (PRIMARY, 1, "pass", "1 replicas streaming: pg_b"),
+        (PRIMARY, 2, "fail", "1 of 2 replicas streaming (pg_b)"),
+        ({**PRIMARY, "replicas": []}, 0, "fail", "no replica: this server holds the only copy"),
+        (
+            {**PRIMARY, "recovery": True, "receiver": {"status": "streaming", "sender": "10.0.0.1"}},
+            1,
+            "pass",
+            "10.0.0.1",
+        ),
+        ({**PRIMARY, "recovery": True, "receiver": None}, 1, "fail", "WAL receiver: not running"),
+    ],
+)
+def test_replication_passes_only_with_every_replica_streaming(state, expected, status, text):
+    r = probes.pg_replication(state, expected)
+    assert (r["control"], r["status"]) == ("db_replication", status) and text in r["reason"], r
+
+
+def info_answer(stop: float, cipher: str = "aes-256-cbc", code: int = 0, error: bool = False) -> tuple:
+    info = [
+        {
+            "name": "analytics",
+            "cipher": cipher,
+            "status": {"code": code, "message": "ok" if code == 0 else "missing stanza path"},
+            "backup": [{"type": "full", "timestamp": {"start": stop - 60, "stop": stop}, "error": error}],
+        }
+    ]
+    return 0, __import__("json").dumps(info), ""
+
+
+@pytest.mark.parametrize(
+    ("conf", "answer", "state", "shared", "status", "text"),
+    [
+        (
+            "repo1-type=s3\nrepo1-s3-endpoint=store-c\n",
+            info_answer(time.time() - 600),
+            PRIMARY,
+            False,
+            "pass",
+            "store-c",
+        ),
+        (
+            "repo1-type=posix\nrepo1-path=/var/lib/pgbackrest\n",
+            info_answer(time.time()),
+            PRIMARY,
+            False,
+            "fail",
+            "a folder on this host",
+        ),
+        ("repo1-type=posix\nrepo1-path=/mnt/backup\n", info_answer(time.time()), PRIMARY, True, "pass", "(shared)"),
+        ("repo1-type=s3\n", info_answer(time.time() - 5 * 3600), PRIMARY, False, "fail", "hours old (more than 3"),
+        (
+            "repo1-type=s3\n",
+            info_answer(time.time(), error=True),
+            PRIMARY,
+            False,
+            "fail",
+            "no backup in the repository",
+        ),
+        ("repo1-type=s3\n", info_answer(time.time(), cipher="none"), PRIMARY, False, "fail", "not encrypted"),
+        ("repo1-type=s3\n", info_answer(time.time(), code=1), PRIMARY, False, "fail", "missing stanza path"),
+        (
+            "repo1-type=s3\n",
+            info_answer(time.time()),
+            {**PRIMARY, "archive_mode": "off"},
+            False,
+            "fail",
+            "archive_mode is off",
+        ),
+        (
+            "repo1-type=s3\n",
+            info_answer(time.time()),
+            {**PRIMARY, "archiver": {"failing": True, "last_failed": "09:01"}},
+            False,
+            "fail",
+            "WAL archiving fails",
+        ),
+        # A replica does not archive: only the repository counts there.
+        (
+            "repo1-type=s3\n",
+            info_answer(time.time()),
+            {**PRIMARY, "recovery": True, "archive_mode": "off"},
+            False,
+            "pass",
+            "",
+        ),
+    ],
+)
+def test_backups_pass_only_fresh_encrypted_off_the_host_and_archiving(
+    tmp_path, conf, answer, state, shared, status, text
+):
+    path = tmp_path / "pgbackrest.conf"
+    path.write_text("[global]\n" + conf)
+    r = probes.pg_backups(runner({"runuser": answer}), state, "analytics", 3, shared, str(path))
+    assert (r["control"], r["status"]) == ("db_backups", status) and text in r["reason"], r
+
+
+def test_backups_without_a_configuration_fail_and_an_unreadable_repository_is_an_error(tmp_path):
+    r = probes.pg_backups(runner({}), PRIMARY, "analytics", 3, False, str(tmp_path / "none.conf"))
+    assert r["status"] == "fail" and "no pgBackRest configuration" in r["reason"] and r["evidence"], r
+    path = tmp_path / "pgbackrest.conf"
+    path.write_text("repo1-type=s3\n")
+    broken = runner({"runuser": (28, "", "ERROR: [028]: unable to connect")})
+    r = guarded("db_backups", "backups", probes.pg_backups, broken, PRIMARY, "analytics", 3, False, str(path))
+    assert r[0]["status"] == "error" and "unable to connect" in r[0]["reason"], r
+    garbage = runner({"runuser": (0, "[]", "")})
+    r = guarded("db_backups", "backups", probes.pg_backups, garbage, PRIMARY, "analytics", 3, False, str(path))
+    assert r[0]["status"] == "error", r
+
+
+# --- etcd -------------------------------------------------------------------------------------------------------------
+class EtcdStandIn:
+    """An HTTP(S) server on 127.0.0.1 answering as etcd would: `answer` (status, body) to every request; with `ca`,
+    client certificates of that CA are required (etcd's peer port)."""
+
+    def __init__(self, answer, cert=None, key=None, ca=None):
+        import http.server
+        import ssl
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = outer.answer[1].encode()
+                self.send_response(outer.answer[0])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.answer = answer
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            if ca:
+                ctx.load_verify_locations(ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def pki(tmp_path):
+    from tests.unit.modules.test_tls_probe import make_ca, make_leaf
+
+    ca = make_ca(tmp_path)
+    cert, key = make_leaf(tmp_path, ca, names=("localhost",))
+    return {"ca": str(ca[2]), "cert": str(cert), "key": str(key)}
+
+
+AUTH_ON = (400, '{"error":"etcdserver: user name is empty","code":3}')
+OPEN = (200, '{"header":{"cluster_id":"1"},"count":"1"}')
+
+
+@pytest.mark.parametrize(
+    ("client", "peer", "statuses", "texts"),
+    [
+        (("tls", AUTH_ON), ("mtls", OPEN), ["pass", "pass"], ["authentication on", "refuses a client without"]),
+        (("tls", OPEN), ("tls", OPEN), ["fail", "fail"], ["authentication is off", "answered 200"]),
+        (
+            ("plain", OPEN),
+            ("plain", OPEN),
+            ["fail", "fail"],
+            ["no TLS, and keys are read", "peers are not authenticated"],
+        ),
+        ((None, None), (None, None), ["error", "error"], ["does not answer", "does not answer"]),
+        (("tls", (500, "boom")), ("mtls", OPEN), ["error", "pass"], ["unexpected answer 500", ""]),
+    ],
+)
+def test_etcd_passes_only_with_authentication_and_peer_certificates(pki, client, peer, statuses, texts):
+    servers = []
+
+    def start(kind, answer):
+        if kind is None:
+            return closed_port()
+        tls = {"cert": pki["cert"], "key": pki["key"]} if kind in ("tls", "mtls") else {}
+        s = EtcdStandIn(answer, **tls, ca=pki["ca"] if kind == "mtls" else None)
+        servers.append(s)
+        return s.port
+
+    try:
+        results = probes.etcd_security("localhost", start(*client), start(*peer), pki["ca"], 3)
+    finally:
+        for s in servers:
+            s.close()
+    assert [r["control"] for r in results] == ["etcd_security", "etcd_security"]
+    assert [r["target"] for r in results] == ["client authentication", "peer certificates"]
+    assert [r["status"] for r in results] == statuses, results
+    for r, text in zip(results, texts, strict=True):
+        assert text in r["reason"], r
