@@ -158,9 +158,13 @@ ENDPOINTS: dict[str, Endpoint] = {
     "etcd": Endpoint(
         "etcd",
         (_p("etcd_client_port", 2379),),
-        ("postgresql_cluster", "etcd_cluster"),  # Patroni on the PostgreSQL hosts; the members' own etcdctl
+        # Patroni on the PostgreSQL hosts; the members' own etcdctl; Prometheus (/metrics needs no user)
+        ("postgresql_cluster", "etcd_cluster", "monitoring"),
         "etcd's client API (TLS; a user and password required)",
         tls="etcd",
+        scheme="https",
+        metrics="/metrics",
+        job="etcd",
         unit="etcd",
         secrets=("etcd_root_password", "etcd_client_passwords"),
     ),
@@ -177,6 +181,8 @@ ENDPOINTS: dict[str, Endpoint] = {
         "Patroni's REST API (TLS; changes need a password)",
         tls="patroni",
         scheme="https",
+        metrics="/metrics",
+        job="patroni",
         unit="patroni",
         secrets=("postgresql_patroni_api_password",),
         switch=("postgresql_patroni", True),
