@@ -1,6 +1,7 @@
 """PostgreSQL across zones under Patroni and etcd, verified against the running servers: replication, TLS-only access,
-retention, anonymisation, backup and restore onto a fresh host, bad input refused in preflight, then (last) automatic
-failover, rejoin and a switchover back."""
+retention, anonymisation, encrypted backups and WAL in the object store, bad input refused in preflight, then (last)
+automatic failover, a point-in-time restore onto a fresh host while the lost leader is still gone, rejoin and a
+switchover back."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from conftest import (
     address,
     ansible_playbook,
     assert_passes,
     assert_refused,
     http,
+    lab_ca,
     lab_host,
     lab_secret,
     psql,
@@ -106,8 +111,18 @@ def test_pg_hba_has_only_hostssl_scram_lines(pg_a):
 def test_the_audit_passes_the_database_its_logins_tls_and_secrets():
     """The hardened side of the audit's proof for the controls this scenario deploys (molecule/insecure fails each):
     TLS-only scram authentication, pgaudit and connection logging (auditd is not applicable in containers), no default
-    or weak login from outside or from inside, no secret exposed."""
-    controls = ["db_encryption", "audit_logging", "default_passwords", "tls", "secrets"]
+    or weak login from outside or from inside, no secret exposed, the replica streaming, fresh encrypted backups in the
+    object store with WAL archived, etcd with TLS, users and peer certificates."""
+    controls = [
+        "db_encryption",
+        "audit_logging",
+        "default_passwords",
+        "tls",
+        "secrets",
+        "db_replication",
+        "db_backups",
+        "etcd_security",
+    ]
     endpoints = {
         "audit_tls_endpoints": [{"group": "postgresql", "port": 5432, "service": "postgresql", "protocol": "postgres"}]
     }
@@ -153,27 +168,87 @@ def test_old_ip_addresses_are_anonymised(pg_a):
     assert psql(pg_a, ip.format(marker_new)) == "198.51.100.78"
 
 
-def test_backup_restores_onto_a_fresh_host(pg_a):
-    marker = str(uuid.uuid4())
-    psql(pg_a, insert_sql(marker))
-    assert pg_a.run("runuser -u postgres -- pgbackrest --stanza=analytics --type=incr backup").rc == 0
-    info = pg_a.run("runuser -u postgres -- pgbackrest --stanza=analytics info").stdout
-    assert "full backup" in info and "incr backup" in info
-    # The fresh host gets the repository (here copied; in production a mounted volume or the S3 store).
-    container = "ap-mol-postgresql"
-    tar = subprocess.Popen(
-        ["docker", "exec", f"{container}-pg-a", "tar", "-C", "/var/lib", "-cf", "-", "pgbackrest"],
-        stdout=subprocess.PIPE,
+PITR: dict = {}  # the markers and the target time of the point-in-time restore
+
+
+def pg_x_s3(identity: str, call: str, **kwargs) -> dict:
+    """One S3 call to pg-x's gateway as `identity` (TLS verified); an error is returned as {"error": "Code: ..."}."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"https://{address('pg-x')}:8333",
+        aws_access_key_id=identity,
+        aws_secret_access_key=lab_secret("s3_" + identity.replace("-", "_")),
+        region_name="us-east-1",
+        verify=lab_ca(),
+        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
     )
-    subprocess.run(
-        ["docker", "exec", "-i", f"{container}-pg-x", "tar", "-C", "/var/lib", "-xf", "-"], stdin=tar.stdout, check=True
+    try:
+        return getattr(client, call)(**kwargs)
+    except ClientError as e:
+        return {"error": f"{e.response['Error']['Code']}: {e.response['Error'].get('Message', '')}"}
+
+
+def test_backups_go_to_the_object_store_encrypted_and_their_state_is_exported(pg_a, pg_b):
+    """pgBackRest's repository is the object store's pgbackrest bucket (pg-x's gateway), encrypted: the backup units
+    themselves take an incremental backup there, and every member exports the same repository's state."""
+    conf = pg_a.file("/etc/pgbackrest.conf")
+    assert (conf.user, conf.mode) == ("postgres", 0o600)
+    assert "repo1-type=s3" in conf.content_string and "repo1-cipher-type=aes-256-cbc" in conf.content_string
+    t0 = time.time()
+    r = pg_a.run("systemctl start pgbackrest-incr.service")  # the hardened unit, as its timer starts it
+    assert r.rc == 0, r.stderr + pg_a.run("journalctl -u pgbackrest-incr -n 20 --no-pager").stdout
+    info = json.loads(pg_a.run("runuser -u postgres -- pgbackrest --stanza=analytics --output=json info").stdout)[0]
+    assert info["status"]["code"] == 0 and info["cipher"] == "aes-256-cbc", info["status"]
+    types = [b["type"] for b in info["backup"]]
+    assert "full" in types and types[-1] == "incr" and info["backup"][-1]["timestamp"]["stop"] >= int(t0), types
+    # On pg-b (no backup runs there while pg-a leads) the unit's condition skips it, successfully.
+    before = len(info["backup"])
+    assert pg_b.run("systemctl start pgbackrest-incr.service").rc == 0
+    again = json.loads(pg_a.run("runuser -u postgres -- pgbackrest --stanza=analytics --output=json info").stdout)[0]
+    assert len(again["backup"]) == before
+    # The objects are in the bucket, and the data bucket's identities cannot see them.
+    listing = pg_x_s3("pgbackrest", "list_objects_v2", Bucket="pgbackrest", Prefix="pgbackrest/analytics/backup/")
+    assert listing.get("KeyCount", 0) > 0, listing
+    denied = pg_x_s3("delta-writer", "list_objects_v2", Bucket="pgbackrest")
+    assert denied.get("error", "").startswith("AccessDenied"), denied
+    # The exporter: the same state read from both members.
+    completion = r'^ap_pgbackrest_backup_last_completion_timestamp_seconds\{[^}]*type="incr"\} (\d+)$'
+    seen = []
+    for host in (pg_a, pg_b):
+        out = host.run("runuser -u postgres -- python3 /usr/local/sbin/ap-pgbackrest-metrics analytics -")
+        assert out.rc == 0, out.stderr
+        assert re.search(r'^ap_pgbackrest_repo_ok\{stanza="analytics",reason="ok"\} 1$', out.stdout, re.M), out.stdout
+        incr = re.search(completion, out.stdout, re.M)
+        assert incr and int(incr.group(1)) >= int(t0), out.stdout
+        assert re.search(r"^ap_pgbackrest_archive_last_segment\{.*\} \d+$", out.stdout, re.M), out.stdout
+        seen.append(incr.group(1))
+    assert seen[0] == seen[1]
+    # It can fail: a stanza the repository does not have is exported as not ok, never as a fresh backup.
+    out = pg_a.run("runuser -u postgres -- python3 /usr/local/sbin/ap-pgbackrest-metrics nosuch -").stdout
+    assert re.search(r'^ap_pgbackrest_repo_ok\{stanza="nosuch",reason="[^"]+"\} 0$', out, re.M), out
+    assert not re.search(r"^ap_pgbackrest_backup_last_completion", out, re.M), out
+
+
+def test_wal_is_archived_to_the_object_store_up_to_the_last_commit(pg_a):
+    """Rows before and after a target time, the WAL switched and archived: the point-in-time restore (after the leader
+    is lost, below) must bring back the first and not the second."""
+    PITR["before"], PITR["after"] = str(uuid.uuid4()), str(uuid.uuid4())
+    psql(pg_a, insert_sql(PITR["before"]))
+    time.sleep(1.5)
+    PITR["target"] = psql(pg_a, "SELECT now()::timestamptz(3)", db="postgres")
+    time.sleep(1.5)
+    psql(pg_a, insert_sql(PITR["after"]))
+    segment = psql(pg_a, "SELECT pg_walfile_name(pg_switch_wal())", db="postgres")
+    archived = "SELECT COALESCE(last_archived_wal, '') FROM pg_stat_archiver"
+    assert wait_for(lambda: psql(pg_a, archived, db="postgres") >= segment, timeout=60), psql(
+        pg_a, archived, db="postgres"
     )
-    assert tar.wait() == 0
-    r = ansible_playbook(ROOT / "playbooks" / "postgresql_restore.yml", "-e", "restore_host=pg-x")
-    assert r.returncode == 0, r.output[-2000:]
-    pg_x = lab_host("pg-x")
-    assert psql(pg_x, f"SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{marker}'") == "1"
-    assert psql(pg_x, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    # The exporter's archive metrics on the primary: nothing waits, nothing failed.
+    waiting = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+    assert wait_for(lambda: psql(pg_a, waiting, db="postgres") == "0", timeout=30)
+    # (Segments that failed before the stanza existed, on the first start, are older than the last success.)
+    ok = "SELECT COALESCE(last_failed_time < last_archived_time, true) FROM pg_stat_archiver"
+    assert psql(pg_a, ok, db="postgres") == "t"
 
 
 @pytest.mark.parametrize(
@@ -183,12 +258,18 @@ def test_backup_restores_onto_a_fresh_host(pg_a):
         ('{"postgresql_work_mem": "64"}', "postgresql_work_mem: '64' is not a size"),
         ('{"postgresql_sink_password": ""}', "postgresql_sink_password is missing, shorter than 16 characters"),
         ('{"postgresql_reader_password": "analytics123"}', "postgresql_reader_password is missing"),
-        # etcd's play comes first: its quorum is what a single zone breaks first.
-        ('{"zone": "zone-a"}', "group 'etcd': losing zone zone-a removes members pg-a, pg-b, pg-x"),
+        # The object store's play comes first (the backups go there): its placement check names the single zone.
+        ('{"zone": "zone-a"}', "all platform hosts are in one zone (zone-a): losing it loses everything"),
         ('{"postgresql_patroni_ttl": 20}', "postgresql_patroni_loop_wait + 2 x postgresql_patroni_retry_timeout"),
         ('{"etcd_client_passwords": {}}', "etcd_client_passwords for every client in etcd_clients (patroni)"),
         ('{"postgresql_etcd_user": "nobody"}', "postgresql_etcd_password is missing"),
         ('{"postgresql_rewind_password": "short"}', "postgresql_rewind_password is missing"),
+        ('{"postgresql_backup_s3_endpoint": ""}', "postgresql_backup_repo_type posix keeps the backups on each member"),
+        ('{"postgresql_backup_cipher_pass": "short"}', "postgresql_backup_cipher_pass (vault, 16+ characters"),
+        (
+            '{"postgresql_backup_s3_endpoint": "http://pg-x:8333"}',
+            "needs postgresql_backup_s3_endpoint (https://host[:port])",
+        ),
         (
             '{"postgresql_hba_extra": [{"database": "all", "user": "x", "address": "0.0.0.0/0", "type": "host"}]}',
             "postgresql_hba_extra entry 0",
@@ -289,6 +370,21 @@ def test_etcd_needs_tls_and_a_user_and_confines_patroni_to_its_prefix(pg_a, pg_b
     assert etcd(pg_a, "/auth/user/list", {})[0] != 200
 
 
+def test_patroni_and_etcd_serve_their_metrics_over_verified_tls(pg_a, pg_b):
+    """What Prometheus scrapes (the catalogue's patroni and etcd jobs): the leader and the replica tell their roles,
+    the cluster has its leader lock, and every etcd member sees a leader."""
+    metrics = {}
+    for name in ("pg-a", "pg-b"):
+        code, body = http(pg_b, f"https://{address(name)}:8008/metrics")
+        assert code == 200, body
+        metrics[name] = {line.split("{")[0]: line.rsplit(" ", 1)[1] for line in body.splitlines() if "{" in line}
+    assert (metrics["pg-a"]["patroni_primary"], metrics["pg-b"]["patroni_replica"]) == ("1", "1"), metrics
+    assert metrics["pg-a"]["patroni_cluster_unlocked"] == metrics["pg-b"]["patroni_cluster_unlocked"] == "0"
+    for name in ("pg-a", "pg-b", "pg-x"):
+        code, body = http(pg_a, f"https://{address(name)}:2379/metrics")
+        assert code == 200 and re.search(r"^etcd_server_has_leader 1$", body, re.M), (name, code, body[:300])
+
+
 def test_a_cluster_wide_setting_reaches_every_member_through_a_rolling_restart(scenario_dir, pg_a, pg_b):
     """max_connections lives in Patroni's cluster-wide configuration (in etcd) and needs a restart: a converge with a
     new value changes it there and restarts the members one at a time; the scenario's value comes back the same way."""
@@ -318,9 +414,12 @@ def test_etcd_keeps_a_quorum_with_one_member_stopped(pg_a):
     assert wait_for(lambda: pg_x.service("etcd").is_running, timeout=30)
 
 
-def test_a_lost_leader_is_replaced_by_itself_and_rejoins_as_a_replica(pg_a, pg_b):
-    """The leader's container killed (a host crash: no clean shutdown): pg-b leads within the lease, takes writes
-    through the multi-host connection string, and pg-a, started again, follows pg-b without a hand step."""
+LOST: dict = {}  # what the failover test wrote, for the rejoin test
+
+
+def test_a_lost_leader_is_replaced_by_itself(pg_a, pg_b):
+    """The leader's container killed (a host crash: no clean shutdown): pg-b leads within the lease and takes writes
+    through the multi-host connection string."""
     assert leader("pg-b") == "pg-a"
     before = str(uuid.uuid4())
     psql(pg_a, insert_sql(before))
@@ -333,7 +432,7 @@ def test_a_lost_leader_is_replaced_by_itself_and_rejoins_as_a_replica(pg_a, pg_b
     print(f"failover: pg-b leads {took:.0f} s after pg-a was killed")
     assert took < 30 + 10 + 15  # ttl + loop_wait + margin
     # A client with every member in its connection string finds the writable one.
-    after = str(uuid.uuid4())
+    LOST["after"] = after = str(uuid.uuid4())
     conn = (
         f"host={address('pg-a')},{address('pg-b')} port=5432 dbname=analytics user=analytics_sink "
         f"sslmode=verify-full sslrootcert={CA} target_session_attrs=read-write connect_timeout=3"
@@ -342,6 +441,46 @@ def test_a_lost_leader_is_replaced_by_itself_and_rejoins_as_a_replica(pg_a, pg_b
     r = pg_b.run(f"PGPASSWORD={password} psql -XAtq {shlex.quote(conn)} -c {shlex.quote(insert_sql(after))}")
     assert r.rc == 0, r.stderr
     assert psql(pg_b, count.format(before)) == "1" and psql(pg_b, count.format(after)) == "1"
+
+
+def test_the_backups_outlive_the_lost_leader_a_point_in_time_restore_onto_a_fresh_host(pg_b):
+    """With the former leader's host still gone: the new leader archives into the same repository, and the repository
+    restores onto a fresh host (pg-x) to the target time taken earlier: the row written before it is there, the row
+    written after it is not."""
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", "ap-mol-postgresql-pg-a"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert state.stdout.strip() == "false", "pg-a must be down for this test (the failover test kills it)"
+    assert PITR, "the archiving test sets the target time"
+    segment = psql(pg_b, "SELECT pg_walfile_name(pg_switch_wal())", db="postgres")
+    archived = "SELECT COALESCE(last_archived_wal, '') FROM pg_stat_archiver"
+    assert wait_for(lambda: psql(pg_b, archived, db="postgres") >= segment, timeout=60), segment
+    t0 = time.time()
+    r = ansible_playbook(
+        ROOT / "playbooks" / "postgresql_restore.yml",
+        "-e",
+        "restore_host=pg-x",
+        "-e",
+        json.dumps({"postgresql_restore_target_time": PITR["target"]}),
+    )
+    assert r.returncode == 0, r.output[-3000:]
+    print(f"point-in-time restore onto pg-x: {time.time() - t0:.0f} s (the play)")
+    pg_x = lab_host("pg-x")
+    count = "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{}'"
+    assert psql(pg_x, count.format(PITR["before"])) == "1"
+    assert psql(pg_x, count.format(PITR["after"])) == "0"
+    assert psql(pg_x, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    # A drill beside the running cluster: the restored server writes nothing into the cluster's repository.
+    assert psql(pg_x, "SHOW archive_mode", db="postgres") == "off"
+
+
+def test_the_lost_leader_rejoins_as_a_replica(pg_b):
+    """pg-a, started again, follows pg-b without a hand step (pg_rewind)."""
+    assert LOST, "the failover test runs first"
+    count = "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{}'"
     subprocess.run(["docker", "start", "ap-mol-postgresql-pg-a"], check=True, capture_output=True)
     t1 = time.time()
 
@@ -351,7 +490,7 @@ def test_a_lost_leader_is_replaced_by_itself_and_rejoins_as_a_replica(pg_a, pg_b
 
     assert wait_for(following, timeout=180), cluster("pg-b")
     pg_a_again = lab_host("pg-a")
-    assert wait_for(lambda: psql(pg_a_again, count.format(after)) == "1", timeout=60)
+    assert wait_for(lambda: psql(pg_a_again, count.format(LOST["after"])) == "1", timeout=60)
     print(f"rejoin: pg-a follows pg-b {time.time() - t1:.0f} s after its container started")
     assert psql(pg_a_again, "SELECT pg_is_in_recovery()", db="postgres") == "t"
 

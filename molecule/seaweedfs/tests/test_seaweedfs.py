@@ -10,6 +10,7 @@ import uuid
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from conftest import (
     address,
     ansible_module,
@@ -69,6 +70,12 @@ def contract_args(node):
                 "secret_key": lab_secret("s3_backup"),
                 "expect": {"read": True, "list": True},
             },
+            {  # PostgreSQL's backups: its own bucket, nothing on the data bucket
+                "name": "pgbackrest",
+                "access_key": "pgbackrest",
+                "secret_key": lab_secret("s3_pgbackrest"),
+                "expect": {},
+            },
         ],
         "delta_identity": "delta-writer",
     }
@@ -86,11 +93,30 @@ def test_the_s3_contract_holds(node):
         "identity_backup",
         "identity_delta-dashboard",
         "identity_delta-writer",
+        "identity_pgbackrest",
         "versioning",
         "bucket_policy",
         "delta_roundtrip",
     }
     assert all(c["passed"] is True for c in checks.values()), checks
+
+
+def test_pgbackrests_bucket_is_its_own_and_unversioned():
+    """PostgreSQL's backup identity writes, reads and lists its own bucket, which keeps no noncurrent versions
+    (pgBackRest expires its own files); the data bucket's writer cannot see into it."""
+    mine = s3("weed-b", "pgbackrest", "s3_pgbackrest")
+    key = f"probe/{uuid.uuid4()}"
+    mine.put_object(Bucket="pgbackrest", Key=key, Body=b"backup")
+    try:
+        assert mine.get_object(Bucket="pgbackrest", Key=key)["Body"].read() == b"backup"
+        assert any(o["Key"] == key for o in mine.list_objects_v2(Bucket="pgbackrest", Prefix="probe/")["Contents"])
+        admin = s3("weed-b", "admin", "s3_admin")
+        assert admin.get_bucket_versioning(Bucket="pgbackrest").get("Status", "off") != "Enabled"
+        with pytest.raises(ClientError) as denied:
+            s3("weed-b").list_objects_v2(Bucket="pgbackrest")
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    finally:
+        mine.delete_object(Bucket="pgbackrest", Key=key)
 
 
 def test_the_contract_fails_when_a_policy_is_wrong():
