@@ -17,6 +17,8 @@ from ansible_collections.analytics.platform.plugins.module_utils import audit_ho
 from ansible_collections.analytics.platform.plugins.module_utils.audit import guarded, tcp_state
 from ansible_collections.analytics.platform.plugins.modules.reachability import check
 
+from .test_tls_probe import make_ca, make_leaf
+
 
 def closed_port() -> int:
     s = socket.create_server(("127.0.0.1", 0))
@@ -438,8 +440,6 @@ class EtcdStandIn:
 
 @pytest.fixture
 def pki(tmp_path):
-    from tests.unit.modules.test_tls_probe import make_ca, make_leaf
-
     ca = make_ca(tmp_path)
     cert, key = make_leaf(tmp_path, ca, names=("localhost",))
     return {"ca": str(ca[2]), "cert": str(cert), "key": str(key)}
