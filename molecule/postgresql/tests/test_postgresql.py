@@ -386,15 +386,12 @@ def test_patroni_and_etcd_serve_their_metrics_over_verified_tls(pg_a, pg_b):
 
 
 def test_a_cluster_wide_setting_reaches_every_member_through_a_rolling_restart(scenario_dir, pg_a, pg_b):
-    """max_connections lives in Patroni's cluster-wide configuration (in etcd) and needs a restart: a converge of the
-    PostgreSQL play with a new value changes it there and restarts the members one at a time; the scenario's value
-    comes back the same way."""
+    """max_connections lives in Patroni's cluster-wide configuration (in etcd) and needs a restart: a converge with a
+    new value changes it there and restarts the members one at a time; the scenario's value comes back the same way."""
     show = "SHOW max_connections"
     assert psql(pg_a, show, db="postgres") == psql(pg_b, show, db="postgres") == "50"
     for value in ("60", "50"):
-        r = ansible_playbook(
-            scenario_dir / "converge.yml", "--tags", "postgresql", "-e", f"postgresql_max_connections={value}"
-        )
+        r = ansible_playbook(scenario_dir / "converge.yml", "-e", f"postgresql_max_connections={value}")
         assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
         assert re.search(r"Restart them, one at a time\][^\[]*changed: \[", r.output), r.output[-2000:]
         assert psql(pg_a, show, db="postgres") == psql(pg_b, show, db="postgres") == value
