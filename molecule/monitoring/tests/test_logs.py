@@ -116,12 +116,12 @@ def noticed_since(host: str, since: str, log_host: str) -> bool:
 
 @pytest.mark.parametrize("log_host", ["api-b"])
 def test_a_log_host_that_was_away_gets_every_line_it_missed(log_host):
-    """While a log host is away, the sender's lines wait in its disk queue for it; the sender restarting meanwhile keeps
-    them (its journal cursor already past them): none is lost. The lines sent before the sender noticed the broken
-    session sit in librelp's memory, not in the queue (RELP's own gap, docs/operations.md): they are probes here,
-    and the other log host has every one. RELP is at-least-once: a line whose acknowledgement is lost while the log
-    host comes back is sent again, so a line may arrive twice (seen once in CI), and only as the same record (same
-    time and pid), never as a second logging of it."""
+    """While a log host is away, the sender's lines wait in its queue for it; the sender restarting meanwhile keeps
+    them (saved to disk at its stop, its journal cursor already past them): none is lost. The lines sent before the
+    sender noticed the broken session sit in librelp's memory, not in the queue (RELP's own gap, docs/operations.md):
+    they are probes here, and the other log host has every one. RELP is at-least-once: a line whose acknowledgement
+    is lost while the log host comes back is sent again, so a line may arrive twice (seen once in CI), and only as
+    the same record (same time and pid), never as a second logging of it."""
     host, sender = lab_host(log_host), lab_host("db-a")
     marker = f"ap-away-{uuid.uuid4().hex[:12]}"
     # Away means away: journald's syslog socket would start rsyslog again (this scenario runs no base role, so
