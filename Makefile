@@ -14,7 +14,7 @@ LAB_ENV     := $(ANSIBLE_ENV) ANSIBLE_VAULT_PASSWORD_FILE=$(CURDIR)/.lab/lab/vau
 INVENTORY   ?= inventories/lab
 # Role scenarios run by `make test`, without their fault drills, longest first, MOLECULE_JOBS at a time (see
 # docs/testing.md for the budget).
-SCENARIOS   ?= kafka services postgresql seaweedfs monitoring security insecure nginx minio rendered fresh default
+SCENARIOS   ?= postgresql monitoring kafka nginx security insecure services fresh seaweedfs minio rendered default
 MOLECULE_JOBS ?= 2
 # `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load); then the whole
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.

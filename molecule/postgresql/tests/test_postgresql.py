@@ -387,11 +387,13 @@ def test_patroni_and_etcd_serve_their_metrics_over_verified_tls(pg_a, pg_b):
 
 def test_a_cluster_wide_setting_reaches_every_member_through_a_rolling_restart(scenario_dir, pg_a, pg_b):
     """max_connections lives in Patroni's cluster-wide configuration (in etcd) and needs a restart: a converge with a
-    new value changes it there and restarts the members one at a time; the scenario's value comes back the same way."""
+    new value changes it there and restarts the members one at a time; the scenario's value comes back the same way.
+    Only converge.yml's PostgreSQL play runs (postgresql.yml): the base, etcd and the object store have nothing to
+    do."""
     show = "SHOW max_connections"
     assert psql(pg_a, show, db="postgres") == psql(pg_b, show, db="postgres") == "50"
     for value in ("60", "50"):
-        r = ansible_playbook(scenario_dir / "converge.yml", "-e", f"postgresql_max_connections={value}")
+        r = ansible_playbook(scenario_dir / "postgresql.yml", "-e", f"postgresql_max_connections={value}")
         assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
         assert re.search(r"Restart them, one at a time\][^\[]*changed: \[", r.output), r.output[-2000:]
         assert psql(pg_a, show, db="postgres") == psql(pg_b, show, db="postgres") == value
@@ -515,3 +517,25 @@ def test_a_switchover_moves_the_leader_back_without_losing_a_write(pg_b):
     # The old promote play refuses to fight Patroni.
     r = ansible_playbook(ROOT / "playbooks" / "postgresql_promote.yml", "-e", "new_primary=pg-b")
     assert r.returncode != 0 and "Patroni runs this cluster" in r.output
+
+
+def test_a_damaged_replica_is_rebuilt_from_the_leader_by_the_reinit_play(pg_a, pg_b):
+    """playbooks/postgresql_reinit.yml: the leader is refused by name; the replica's data folder is cloned again (a
+    file left in the old one is gone), it streams again and the leader never stopped taking writes."""
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_reinit.yml", "-e", "member=pg-a")
+    assert r.returncode != 0 and "member=pg-a is the leader: switch it over first" in r.output, r.output[-2000:]
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_reinit.yml", "-e", "member=pg-nowhere")
+    assert r.returncode != 0 and "member=<host> names the replica to rebuild (members: pg-a, pg-b)" in r.output
+    left = "/var/lib/postgresql/15/main/left-by-the-damage"
+    pg_b.run(f"touch {left}")
+    assert pg_b.file(left).exists
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_reinit.yml", "-e", "member=pg-b")
+    assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
+    assert "pg-b was rebuilt from pg-a: replica, running" in r.output, r.output[-2000:]
+    assert not pg_b.file(left).exists, "the data folder was not cloned again"
+    assert leader("pg-a") == "pg-a"
+    marker = str(uuid.uuid4())
+    psql(pg_a, insert_sql(marker))
+    count = f"SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{marker}'"
+    assert wait_for(lambda: psql(pg_b, count) == "1", timeout=30)
+    assert wait_for(lambda: cluster("pg-a")["pg-b"]["state"] in ("running", "streaming"), timeout=30), cluster("pg-a")
