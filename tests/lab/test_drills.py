@@ -6,10 +6,11 @@ The counts and timings of each run go to reports/drills/<drill>.json (docs/opera
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
-from conftest import Load, container, hosts, lab_var, record, run, sh, verify, zone_of
+from conftest import ROOT, Load, container, hosts, inventory, record, run, sh, verify, zone_of
 
 pytestmark = pytest.mark.drill
 TOTAL = 20_000
@@ -127,9 +128,66 @@ def patroni_members(via: str) -> dict[str, dict]:
         return {}
 
 
+def patroni_state(host: str, address: str) -> dict:
+    """GET /patroni on the member itself (its REST API, TLS verified; no etcd in the way): {} when it cannot answer."""
+    code = (
+        "import ssl, urllib.request; c = ssl.create_default_context(cafile='/etc/analytics-platform/pki/ca.crt'); "
+        f"print(urllib.request.urlopen('https://{address}:8008/patroni', context=c, timeout=2).read().decode())"
+    )
+    try:
+        return json.loads(sh(host, f'python3 -c "{code}"', check=False, timeout=10) or "{}")
+    except ValueError:
+        return {}
+
+
 def leader_of(via: str) -> str | None:
     names = [n for n, m in patroni_members(via).items() if m["Role"] == "Leader" and m["State"] == "running"]
     return names[0] if len(names) == 1 else None
+
+
+def start_commit_probe(session: str, seconds: int) -> tuple[str, str]:
+    """tests/lab/files/pg_commits.py on the first pg_sink host, with the sink's own settings and Python: (host, out)."""
+    host = hosts("pg_sink")[0]
+    script = ROOT / "tests" / "lab" / "files" / "pg_commits.py"
+    run(["docker", "cp", str(script), f"{container(host)}:/tmp/pg_commits.py"])
+    # The venv of the sink's ExecStart (its console script or its python): psycopg is there.
+    start = sh(host, "systemctl show -p ExecStart --value pg-sink | sed -n 's/.*path=\\([^ ;]*\\).*/\\1/p'")
+    python = f"{start.strip().rsplit('/', 1)[0]}/python"
+    out = f"/tmp/{session}-commits.json"
+    run(
+        [
+            "docker",
+            "exec",
+            "-d",
+            container(host),
+            "bash",
+            "-c",
+            f"{python} /tmp/pg_commits.py /etc/analytics-platform/pg-sink.env {out} {session} {seconds}"
+            f" > /tmp/{session}-commits.log 2>&1",
+        ]
+    )
+    return host, out
+
+
+def commits_lost(probe: tuple[str, str], leader: str, session: str, timeout: float = 300) -> dict:
+    """The probe's acknowledged commits that the leader does not have (the RPO of a client writing directly), and how
+    long its writes failed (from its last commit before the first error to its first commit after it)."""
+    host, out = probe
+    deadline = time.time() + timeout
+    while not sh(host, f"cat {out} 2>/dev/null", check=False).strip():
+        assert time.time() < deadline, sh(host, f"tail -5 /tmp/{session}-commits.log", check=False)
+        time.sleep(3)
+    data = json.loads(sh(host, f"cat {out}"))
+    query = "SELECT event_id FROM analytics_events WHERE event_type = 'drill-commit' AND properties->>'run' = :'run'"
+    psql = f"runuser -u postgres -- psql -XAtq -d analytics -v run={session}"
+    stored = set(sh(leader, f'echo "{query}" | {psql}').split())
+    outage = data["outage"]
+    return {
+        "acknowledged": len(data["acked"]),
+        "lost": len(set(data["acked"]) - stored),
+        "write_errors": data["errors"],
+        "seconds_without_commits": round(outage[1] - outage[0], 1) if outage and outage[1] else None,
+    }
 
 
 def test_the_postgresql_leader_killed_and_started_again(session):
@@ -140,16 +198,22 @@ def test_the_postgresql_leader_killed_and_started_again(session):
     old = leader_of(members[0]) or leader_of(members[1])
     assert old, patroni_members(members[0])
     other = next(h for h in members if h != old)
+    address = inventory()["_meta"]["hostvars"][other]["ansible_host"]
+    config = sh(other, "patronictl -c /etc/patroni/config.yml show-config", timeout=60)
+    mode = "synchronous" if re.search(r"^synchronous_mode: true$", config, re.M) else "asynchronous"
     load = Load(session, TOTAL).start()
     load.wait_accepted(2_000)
+    probe = start_commit_probe(session, 120)
+    time.sleep(10)  # the probe commits before the kill
     t0 = time.time()
     run(["docker", "kill", container(old)])
     new_leader_after = None
     while time.time() - t0 < 120:
-        if leader_of(other) == other:
+        state = patroni_state(other, address)
+        if state.get("role") in ("master", "primary") and state.get("state") == "running":
             new_leader_after = time.time() - t0
             break
-        time.sleep(1)
+        time.sleep(0.5)
     assert new_leader_after is not None, f"no new leader 120 s after {old} was killed: {patroni_members(other)}"
     time.sleep(max(0, 60 - (time.time() - t0)))
     run(["docker", "start", container(old)])
@@ -163,7 +227,7 @@ def test_the_postgresql_leader_killed_and_started_again(session):
         time.sleep(2)
     assert rejoined_after is not None, f"{old} did not rejoin within 300 s: {patroni_members(other)}"
     rewound = "rewind" in sh(old, "journalctl -u patroni --no-pager -b | grep -i rewind | tail -3", check=False)
-    mode = lab_var("postgresql_synchronous_mode")
+    commits = commits_lost(probe, other, session)
     finish(
         "postgresql-leader-killed",
         load,
@@ -174,6 +238,11 @@ def test_the_postgresql_leader_killed_and_started_again(session):
             "seconds_to_new_leader": round(new_leader_after, 1),
             "seconds_to_rejoin": round(rejoined_after, 1),
             "rewound": rewound,
-            "synchronous_mode": mode,
+            "replication": mode,
+            "direct_commits": commits,
         },
     )
+    assert new_leader_after < 30, f"{other} led {new_leader_after:.0f} s after {old} was killed (the bound is 30 s)"
+    assert commits["acknowledged"] > 0 and commits["seconds_without_commits"] is not None, commits
+    if mode == "synchronous":
+        assert commits["lost"] == 0, f"synchronous replication lost {commits['lost']} acknowledged commits"

@@ -260,7 +260,7 @@ def test_wal_is_archived_to_the_object_store_up_to_the_last_commit(pg_a):
         ('{"postgresql_reader_password": "analytics123"}', "postgresql_reader_password is missing"),
         # The object store's play comes first (the backups go there): its placement check names the single zone.
         ('{"zone": "zone-a"}', "all platform hosts are in one zone (zone-a): losing it loses everything"),
-        ('{"postgresql_patroni_ttl": 20}', "postgresql_patroni_loop_wait + 2 x postgresql_patroni_retry_timeout"),
+        ('{"postgresql_patroni_ttl": 12}', "postgresql_patroni_loop_wait + 2 x postgresql_patroni_retry_timeout"),
         ('{"etcd_client_passwords": {}}', "etcd_client_passwords for every client in etcd_clients (patroni)"),
         ('{"postgresql_etcd_user": "nobody"}', "postgresql_etcd_password is missing"),
         ('{"postgresql_rewind_password": "short"}', "postgresql_rewind_password is missing"),
@@ -432,7 +432,7 @@ def test_a_lost_leader_is_replaced_by_itself(pg_a, pg_b):
     assert wait_for(lambda: leader("pg-b") == "pg-b", timeout=90, step=1), cluster("pg-b")
     took = time.time() - t0
     print(f"failover: pg-b leads {took:.0f} s after pg-a was killed")
-    assert took < 30 + 10 + 15  # ttl + loop_wait + margin
+    assert took < 30  # the bound; ttl + loop_wait is 25 s at worst
     # A client with every member in its connection string finds the writable one.
     LOST["after"] = after = str(uuid.uuid4())
     conn = (
