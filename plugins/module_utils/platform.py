@@ -155,6 +155,17 @@ ENDPOINTS: dict[str, Endpoint] = {
             "postgresql_backup_cipher_pass",
         ),
     ),
+    # pgbouncer on the PostgreSQL hosts when postgresql_pgbouncer is on: the server's clients, TLS required (it answers
+    # PostgreSQL's SSLRequest like the server).
+    "pgbouncer": Endpoint(
+        "postgresql",
+        (_p("postgresql_pgbouncer_port", 6432),),
+        ("internal",),
+        "pgbouncer in front of PostgreSQL (TLS only)",
+        tls="pgbouncer",
+        protocol="postgres",
+        switch=("postgresql_pgbouncer", False),
+    ),
     "etcd": Endpoint(
         "etcd",
         (_p("etcd_client_port", 2379),),

@@ -24,11 +24,13 @@ from conftest import (
     assert_passes,
     assert_refused,
     http,
+    installed_fingerprint,
     lab_ca,
     lab_host,
     lab_secret,
     psql,
     run_audit,
+    served_fingerprint,
     wait_for,
 )
 
@@ -99,13 +101,79 @@ def test_wrong_and_default_passwords_are_refused(pg_a, user, password):
 def test_pg_hba_has_only_hostssl_scram_lines(pg_a):
     rules = psql(pg_a, "SELECT type, auth_method FROM pg_hba_file_rules", db="postgres").splitlines()
     assert rules and set(rules) <= {"local|peer", "hostssl|scram-sha-256", "local|scram-sha-256"}
-    # The one local password line: Patroni's replication connection to the replica's own socket.
+    # The local password lines: Patroni's replication connection to the replica's own socket, and pgbouncer's logins
+    # for the roles it serves (postgresql_pgbouncer is on in this scenario).
     local = "SELECT database, user_name FROM pg_hba_file_rules WHERE type = 'local' AND auth_method <> 'peer'"
-    assert psql(pg_a, local, db="postgres") == "{replication}|{replicator}"
+    assert sorted(psql(pg_a, local, db="postgres").splitlines()) == [
+        "{analytics}|{analytics_reader}",
+        "{analytics}|{analytics_sink}",
+        "{replication}|{replicator}",
+    ]
     assert psql(pg_a, "SHOW password_encryption", db="postgres") == "scram-sha-256"
     assert psql(pg_a, "SHOW ssl", db="postgres") == "on"
     assert "pgaudit" in psql(pg_a, "SHOW shared_preload_libraries", db="postgres")
     assert psql(pg_a, "SHOW log_connections", db="postgres") == "on"
+
+
+# --- pgbouncer (postgresql_pgbouncer) ---------------------------------------------------------------------------------
+
+
+def bouncer(host, targets, sql, password=None, sslmode="verify-full", user="analytics_sink", attrs="any"):
+    """A connection from `host` to pgbouncer on `targets` (members, in this order) as `user`."""
+    hosts = ",".join(address(t) for t in targets)
+    conn = (
+        f"host={hosts} port=6432 dbname=analytics user={user} sslmode={sslmode} sslrootcert={CA} "
+        f"target_session_attrs={attrs} connect_timeout=5"
+    )
+    pw = lab_secret("pg_sink") if password is None else password
+    return host.run(f"PGPASSWORD={shlex.quote(pw)} psql -XAtq {shlex.quote(conn)} -c {shlex.quote(sql)}")
+
+
+def test_pgbouncer_pools_client_connections_into_few_server_connections(pg_a):
+    """Twelve clients one after the other, each a new TLS connection with a SCRAM login to pgbouncer (certificate
+    verified for pg-a), are served by the server connection pgbouncer already held; the row one wrote is there."""
+    marker = str(uuid.uuid4())
+    r = bouncer(pg_a, ["pg-a"], insert_sql(marker))
+    assert r.rc == 0, r.stderr
+    assert psql(pg_a, f"SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{marker}'") == "1"
+    since = psql(pg_a, "SELECT now()", db="postgres")
+    log = "/var/log/postgresql/pgbouncer.log"
+    logins = f"grep -c 'login attempt: db=analytics user=analytics_sink tls=TLSv1.[23]' {log} || true"
+    before = int(pg_a.check_output(logins))
+    for _ in range(12):
+        r = bouncer(pg_a, ["pg-a"], "SELECT 1")
+        assert r.rc == 0 and r.stdout.strip() == "1", r.stderr
+    assert int(pg_a.check_output(logins)) - before >= 12, pg_a.check_output(f"tail -5 {log}")
+    # The server side: pgbouncer's connections over the local socket, all older than the twelve clients.
+    servers = psql(
+        pg_a,
+        f"SELECT count(*), bool_and(backend_start < '{since}') FROM pg_stat_activity "
+        "WHERE usename = 'analytics_sink' AND client_addr IS NULL",
+        db="postgres",
+    )
+    count, older = servers.split("|")
+    assert 1 <= int(count) <= 2 and older == "t", servers
+    assert served_fingerprint(pg_a, "pg-a", 6432, postgres=True) == installed_fingerprint("pg-a")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sslmode": "disable"}, "SSL required"),
+        ({"password": "wrong-password-123456"}, "password authentication failed"),
+        ({"user": "analytics", "password": "analytics123"}, "no such user"),
+    ],
+)
+def test_pgbouncer_refuses_plain_text_wrong_passwords_and_unknown_users(pg_a, kwargs, message):
+    r = bouncer(pg_a, ["pg-a"], "SELECT 1", **kwargs)
+    assert r.rc != 0 and message in r.stderr, r.stderr
+
+
+def test_clients_find_the_leader_through_every_members_pgbouncer(pg_a, pg_b):
+    """The replica's pgbouncer first in the list: target_session_attrs=read-write skips it for the leader's."""
+    assert bouncer(pg_a, ["pg-b"], "SELECT pg_is_in_recovery()").stdout.strip() == "t"
+    r = bouncer(pg_a, ["pg-b", "pg-a"], "SELECT pg_is_in_recovery()", attrs="read-write")
+    assert r.rc == 0 and r.stdout.strip() == "f", r.stderr
 
 
 def test_the_audit_passes_the_database_its_logins_tls_and_secrets():
@@ -124,10 +192,15 @@ def test_the_audit_passes_the_database_its_logins_tls_and_secrets():
         "etcd_security",
     ]
     endpoints = {
-        "audit_tls_endpoints": [{"group": "postgresql", "port": 5432, "service": "postgresql", "protocol": "postgres"}]
+        "audit_tls_endpoints": [
+            {"group": "postgresql", "port": 5432, "service": "postgresql", "protocol": "postgres"},
+            {"group": "postgresql", "port": 6432, "service": "pgbouncer", "protocol": "postgres"},
+        ]
     }
     r, results = run_audit(controls, "-e", json.dumps(endpoints))
     assert_passes(results, controls)
+    bouncers = [e for e in results if e["control"] == "tls" and "pgbouncer" in json.dumps(e)]
+    assert bouncers and all(e["status"] == "pass" for e in bouncers), bouncers
     assert r.returncode == 0, r.output[-2000:]
 
 
@@ -261,6 +334,14 @@ def test_wal_is_archived_to_the_object_store_up_to_the_last_commit(pg_a):
         # The object store's play comes first (the backups go there): its placement check names the single zone.
         ('{"zone": "zone-a"}', "all platform hosts are in one zone (zone-a): losing it loses everything"),
         ('{"postgresql_patroni_ttl": 12}', "postgresql_patroni_loop_wait + 2 x postgresql_patroni_retry_timeout"),
+        (
+            '{"postgresql_pgbouncer_port": 8008}',
+            "postgresql_pgbouncer needs postgresql_pgbouncer_port (8008) other than",
+        ),
+        (
+            '{"postgresql_pgbouncer_users": ["postgres"]}',
+            "(the sink, the reader or a postgresql_hba_extra user; got postgres)",
+        ),
         ('{"etcd_client_passwords": {}}', "etcd_client_passwords for every client in etcd_clients (patroni)"),
         ('{"postgresql_etcd_user": "nobody"}', "postgresql_etcd_password is missing"),
         ('{"postgresql_rewind_password": "short"}', "postgresql_rewind_password is missing"),
