@@ -160,8 +160,8 @@ def test_pgbouncer_pools_client_connections_into_few_server_connections(pg_a):
     ("kwargs", "message"),
     [
         ({"sslmode": "disable"}, "SSL required"),
-        ({"password": "wrong-password-123456"}, "password authentication failed"),
-        ({"user": "analytics", "password": "analytics123"}, "no such user"),
+        ({"password": "wrong-password-123456"}, "SASL authentication failed"),
+        ({"user": "analytics", "password": "analytics123"}, "login rejected"),  # no line of its pg_hba.conf
     ],
 )
 def test_pgbouncer_refuses_plain_text_wrong_passwords_and_unknown_users(pg_a, kwargs, message):
