@@ -140,9 +140,9 @@ def test_pgbouncer_pools_client_connections_into_few_server_connections(pg_a):
     log = "/var/log/postgresql/pgbouncer.log"
     logins = f"grep -c 'login attempt: db=analytics user=analytics_sink tls=TLSv1.[23]' {log} || true"
     before = int(pg_a.check_output(logins))
-    for _ in range(12):
+    for client in range(12):
         r = bouncer(pg_a, ["pg-a"], "SELECT 1")
-        assert r.rc == 0 and r.stdout.strip() == "1", r.stderr
+        assert r.rc == 0 and r.stdout.strip() == "1", (client, r.stderr)
     assert int(pg_a.check_output(logins)) - before >= 12, pg_a.check_output(f"tail -5 {log}")
     # The server side: pgbouncer's connections over the local socket, all older than the twelve clients.
     servers = psql(

@@ -23,7 +23,7 @@ host, n, rounds = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 def rate(port: int) -> float:
     start = time.perf_counter()
-    for _ in range(n):
+    for _connection in range(n):
         with psycopg.connect(
             host=host,
             port=port,
@@ -38,7 +38,7 @@ def rate(port: int) -> float:
 
 
 results: dict[str, list[float]] = {"5432": [], "6432": []}
-for _ in range(rounds):
+for _round in range(rounds):
     for port in (5432, 6432):
         results[str(port)].append(round(rate(port), 1))
 print(json.dumps({port: sorted(values) for port, values in results.items()}))
