@@ -98,3 +98,13 @@ def test_ingest_stamps_the_apis_own_metadata():
     record = ingest.record(event, request(headers={"user-agent": ua}), "web", utcnow())
     assert record.metadata["ip_address"] == "192.0.2.7" and record.metadata["api_key"] == "web"
     assert "\x07" not in record.metadata["user_agent"] and record.event_id == event.event_id
+
+
+def test_property_keys_are_kept_as_sent_while_the_text_fields_are_trimmed():
+    """The contract test's counterexample: a key with a trailing space came back without it (two keys that differ only
+    in whitespace would have become one, a value lost)."""
+    e = Event.model_validate_json(
+        '{"event_type": "click", "user_id": " u1 ", "properties": {"è ": [], "è": 1, " k": {" inner ": " v "}}}'
+    )
+    assert e.user_id == "u1"
+    assert e.properties == {"è ": [], "è": 1, " k": {" inner ": " v "}}

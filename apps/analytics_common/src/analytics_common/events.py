@@ -20,10 +20,10 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_DEPTH = 16  # properties itself is level 1: {"a": {"b": 1}} is nested 2 deep
@@ -99,6 +99,9 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+PropertyKey = Annotated[str, StringConstraints(strip_whitespace=False)]
+
+
 class Event(BaseModel):
     """One analytics event as a client sends it."""
 
@@ -110,7 +113,9 @@ class Event(BaseModel):
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
     timestamp: datetime = Field(default_factory=utcnow)
     page: str | None = Field(default=None, max_length=2048)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    # Keys exactly as sent: the model strips the whitespace around its own text fields, and would otherwise strip the
+    # keys of properties too ("a " and "a" would become one key, one of the values lost).
+    properties: dict[PropertyKey, Any] = Field(default_factory=dict)
 
     @field_validator("session_id", "user_id", "page")
     @classmethod
