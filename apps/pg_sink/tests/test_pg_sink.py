@@ -370,6 +370,75 @@ def test_a_retried_post_without_timestamp_is_stored_once(kafka, postgres, runnin
     assert kept == [(first.timestamp, None), (both.timestamp, None)]  # the first copy of each, in both cases
 
 
+def offsets_in(postgres, group="pg-sink") -> dict[tuple[str, int], int]:
+    with psycopg.connect(postgres.dsn()) as c:
+        rows = c.execute(
+            "SELECT topic, kafka_partition, next_offset FROM analytics_sink_offsets WHERE consumer_group = %s",
+            (group,),
+        ).fetchall()
+    return {(t, p): o for t, p, o in rows}
+
+
+def committed_in_kafka(kafka, group="pg-sink") -> dict[tuple[str, int], int]:
+    c = Consumer(kafka.conf("admin", **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        tps = c.committed([TopicPartition("analytics-events", p) for p in range(3)], timeout=10)
+    finally:
+        c.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in tps}
+
+
+def test_batches_a_failover_lost_are_read_from_kafka_again(kafka, postgres, running_sink):
+    """The finding (the leader-killed drill's design gap): the sink committed a batch to PostgreSQL, then moved the
+    group's offsets in Kafka, so a leader promoted without the last acknowledged transactions (asynchronous
+    replication) lacked those events for good. Now each batch stores its offsets in its own transaction. Here the
+    server loses the last batches the way a promoted replica lacks them (their rows, their claims and the offsets
+    they moved), and the sink's connection is cut as a failover cuts it: the sink reads the lost records from Kafka
+    again. Every event is stored once, and the poison record among them is not parked a second time."""
+    warm = str(uuid.uuid4())
+    p = Producer(kafka.conf("admin", **{"acks": "all", "enable.idempotence": True}))
+    for partition in range(3):  # every partition has its offset stored before the batches that are lost
+        p.produce("analytics-events", record(warm).to_kafka(), partition=partition)
+    assert p.flush(30) == 0
+    assert wait_for(lambda: count(postgres, warm), (3, 3)) == (3, 3)
+    assert wait_for(lambda: len(offsets_in(postgres)), 3) == 3
+    before = offsets_in(postgres)
+
+    marker = str(uuid.uuid4())
+    lost = [record(marker) for _n in range(90)]
+    poison = json.dumps({"marker": marker, "lost": True}).encode()
+    for n, value in enumerate([r.to_kafka() for r in lost[:45]] + [poison] + [r.to_kafka() for r in lost[45:]]):
+        p.produce("analytics-events", value, partition=n % 3)
+    assert p.flush(30) == 0
+    assert wait_for(lambda: count(postgres, marker), (90, 90)) == (90, 90)
+    assert len(dead_letters(kafka, [poison])[poison]) == 1
+    stored = wait_for(lambda: offsets_in(postgres), {k: o + 30 + (k[1] == 0) for k, o in before.items()})
+    assert wait_for(lambda: committed_in_kafka(kafka), stored) == stored  # Kafka has passed the lost batches
+
+    ids = [r.event_id for r in lost]
+    with psycopg.connect(postgres.dsn(), autocommit=True) as c:
+        with c.transaction():
+            c.execute("DELETE FROM analytics_events WHERE event_id = ANY(%s)", (ids,))
+            c.execute("DELETE FROM analytics_event_ids WHERE event_id = ANY(%s)", (ids,))
+            for (topic, partition), offset in before.items():
+                c.execute(
+                    "UPDATE analytics_sink_offsets SET next_offset = %s"
+                    " WHERE consumer_group = 'pg-sink' AND topic = %s AND kafka_partition = %s",
+                    (offset, topic, partition),
+                )
+        cut = c.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg-sink'"
+        ).fetchone()[0]
+    assert cut >= 1
+    assert count(postgres, marker) == (0, 0)
+
+    produce(kafka, [record(marker).to_kafka()])  # the next batch meets the cut connection
+    assert wait_for(lambda: count(postgres, marker), (91, 91), timeout=90) == (91, 91)
+    time.sleep(2)
+    assert count(postgres, marker) == (91, 91)
+    assert len(dead_letters(kafka, [poison])[poison]) == 1
+
+
 def test_killed_mid_batch_loses_and_duplicates_nothing(kafka, postgres, sink_env):
     """SIGKILL the sink while it works through 6000 events, start it again: exactly 6000 rows."""
     marker = str(uuid.uuid4())

@@ -34,3 +34,16 @@ SELECT DISTINCT ON (event_id) event_id, event_time FROM analytics_events
 WHERE NOT EXISTS (SELECT 1 FROM analytics_event_ids)
 ORDER BY event_id, event_time
 ON CONFLICT (event_id) DO NOTHING;
+
+-- Where the sink is in Kafka: per consumer group and partition, the next offset to store, written in the transaction
+-- that stores the batch. A failover under asynchronous replication can promote a member that lacks the last
+-- acknowledged transactions; it then lacks their offsets too, and the sink reads those records from Kafka again
+-- (pg_sink: db.py) instead of trusting Kafka's committed offset, which had already passed them.
+CREATE TABLE IF NOT EXISTS analytics_sink_offsets (
+    consumer_group  text        NOT NULL,
+    topic           text        NOT NULL,
+    kafka_partition integer     NOT NULL,
+    next_offset     bigint      NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, topic, kafka_partition)
+);

@@ -9,6 +9,13 @@ Records that break the event contract (parsed here) and records the store refuse
 or neither is. A batch retried after any failure therefore never parks a record twice, and a crash at any point loses
 nothing and duplicates nothing. After a failure the consumer goes back to the group's committed offsets (not blindly to
 the batch's start: a commit whose answer was lost may have landed) and tries again with backoff.
+
+A store that can lose its own last commits (PostgreSQL with asynchronous replication: a failover may promote a
+replica that lacks the last acknowledged transactions) keeps each partition's next offset itself, in the transaction
+that writes the batch (`offsets_in_store`, `stored_offsets`). Such a consumer starts every partition it is assigned,
+and every partition after any failure, at the store's offset when that is behind Kafka's: what the store lost is read
+again and written again. Records below Kafka's committed offset were already parked with it, so they are not parked
+twice.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -149,6 +156,9 @@ class Written:
 class BatchConsumer:
     service = "consumer"
     retry_errors: tuple[type[BaseException], ...] = ()  # store outages worth retrying, besides Kafka's
+    # The store keeps the offsets (stored_offsets): every assigned partition is set to them after an assignment and
+    # after any failure, not only the partitions of the failed batch (the store may have lost earlier batches).
+    offsets_in_store = False
 
     def __init__(self, cfg, batch_size: int, batch_seconds: float, consumer_extra: dict | None = None):
         self.cfg = cfg
@@ -180,6 +190,10 @@ class BatchConsumer:
             PARKED.labels(self.service, source)
         self.dlq: Producer | None = None  # transactional; created (and its transactions initialised) when needed
         self._unsynced: dict[tuple[str, int], int] = {}  # partitions to put back at their committed offsets
+        self.assigned: set[tuple[str, int]] = set()
+        # Per partition, Kafka's committed offset when the partition was last set back: the records below it were
+        # parked (if they had to be) in the transaction that committed it, so they are not parked again.
+        self.parked_below: dict[tuple[str, int], int] = {}
         self._reset_batch()
 
     # --- for subclasses ---
@@ -192,6 +206,11 @@ class BatchConsumer:
 
     def on_assign(self, consumer, partitions) -> None:
         """Called with newly assigned partitions (offsets may be set before they are assigned)."""
+
+    def stored_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """With offsets_in_store: the next offset the store holds for each (topic, partition) it knows. Raises one
+        of retry_errors while the store cannot say."""
+        return {}
 
     def close_store(self) -> None:
         """Release the store's connection after a failure or at shutdown."""
@@ -218,7 +237,21 @@ class BatchConsumer:
 
     def _assigned(self, consumer, partitions) -> None:
         self.joined = True
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self.assigned.update(keys)
+        if self.offsets_in_store:
+            # Read nothing of these partitions until they are set to the store's offsets (the loop's next _resync):
+            # what consume() returns for them meanwhile is dropped (_collect) and read again from there.
+            for key in keys:
+                self._unsynced.setdefault(key, -1)
         self.on_assign(consumer, partitions)
+
+    def _revoked(self, consumer, partitions) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self.assigned.discard(key)
+            self._unsynced.pop(key, None)
+            self.parked_below.pop(key, None)
 
     def run(self) -> None:
         self.http = serve(
@@ -232,7 +265,9 @@ class BatchConsumer:
         groups = getattr(self.cfg, "lag_groups", None) or [self.cfg.group]
         self.lag = LagMonitor(self.base, self.cfg.kafka_topic, groups, getattr(self.cfg, "lag_seconds", 10.0), self.log)
         self.lag.start()
-        self.consumer.subscribe([self.cfg.kafka_topic], on_assign=self._assigned)
+        self.consumer.subscribe(
+            [self.cfg.kafka_topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
         backoff = 1.0
         try:
             while self.running:
@@ -254,8 +289,8 @@ class BatchConsumer:
                 except (KafkaException, RetryBatch, *self.retry_errors) as e:
                     ERRORS.labels(self.service).inc()
                     self.log.warning("batch failed, retrying: %s", f"{type(e).__name__}: {e}"[:300])
+                    self.close_store()  # before the rewind: a store that keeps the offsets is read on a new connection
                     self._rewind()
-                    self.close_store()
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
         finally:
@@ -272,8 +307,10 @@ class BatchConsumer:
                 if err.code() != KafkaError._PARTITION_EOF:
                     self.log.warning("consume error", extra={"error": err.str()})
                 continue
-            CONSUMED.labels(self.service).inc()
             key = (m.topic(), m.partition())
+            if key in self._unsynced:
+                continue  # assigned during this consume(): read again once set to the store's offset
+            CONSUMED.labels(self.service).inc()
             self.first.setdefault(key, m.offset())
             self.last[key] = m.offset()
             if self.started is None:
@@ -293,6 +330,8 @@ class BatchConsumer:
             WRITTEN.labels(self.service).inc(done.written)
             DUPLICATES.labels(self.service).inc(done.skipped)
             park += [(self.messages[i], reason, "store") for i, reason in done.rejected]
+        # Read again because the store had lost them: parked already, with the offsets Kafka has committed.
+        park = [x for x in park if x[0].offset() >= self.parked_below.get((x[0].topic(), x[0].partition()), -1)]
         if self.last:
             # The store has the batch: now, and only now, park what it could not hold and move the group's offsets,
             # both in one transaction.
@@ -358,24 +397,44 @@ class BatchConsumer:
         self.dlq = None
 
     def _rewind(self) -> None:
-        """After a failure: back to the group's committed offsets on every partition the batch touched."""
+        """After a failure: back to the group's committed offsets on every partition the batch touched (every
+        assigned partition when the store keeps the offsets)."""
+        if self.offsets_in_store:
+            for key in self.assigned:
+                self._unsynced.setdefault(key, -1)
         self._unsynced.update(self.first)
         self._reset_batch()
         self._resync()
 
     def _resync(self) -> bool:
-        """Seek each unsynced partition to its committed offset (to where the batch started when none is committed).
-        False when Kafka could not say: nothing is consumed until it can."""
-        wanted = [TopicPartition(t, p) for (t, p) in self._unsynced]
+        """Seek each unsynced partition to its committed offset (to where the batch started when none is committed),
+        or to the store's offset when the store keeps them and is behind. False when Kafka or the store could not
+        say: nothing is consumed until they can."""
+        keys = list(self._unsynced)
         try:
-            committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(wanted, timeout=10)}
-        except KafkaException as e:
-            self.log.warning("committed offsets unknown, retrying", extra={"error": type(e).__name__})
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.committed([TopicPartition(t, p) for t, p in keys], timeout=10)
+            }
+            stored = self.stored_offsets(keys) if self.offsets_in_store else {}
+        except (KafkaException, *self.retry_errors) as e:
+            self.log.warning("committed offsets unknown, retrying: %s", f"{type(e).__name__}: {e}"[:300])
             return False
         for (t, p), first in self._unsynced.items():
-            target = max(first, committed.get((t, p), -1))
+            kafka = committed.get((t, p), -1)
+            # Neither known: from the start, as auto.offset.reset says (what _collect dropped is read again).
+            target = max(first, kafka)
+            if (t, p) in stored and (target < 0 or stored[(t, p)] < target):
+                target = stored[(t, p)]
+                if target < kafka:
+                    self.log.warning(
+                        "the store lacks records Kafka's committed offset has passed: reading them again",
+                        extra={"partition": p, "offset": target, "committed": kafka},
+                    )
+            if kafka >= 0:
+                self.parked_below[(t, p)] = kafka
             try:
-                self.consumer.seek(TopicPartition(t, p, target))
+                self.consumer.seek(TopicPartition(t, p, target if target >= 0 else OFFSET_BEGINNING))
             except KafkaException as e:  # revoked meanwhile: its new owner reads it from the committed offset
                 self.log.info("seek skipped", extra={"partition": p, "error": type(e).__name__})
         self._unsynced = {}

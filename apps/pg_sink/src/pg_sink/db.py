@@ -5,6 +5,11 @@ transaction that inserts the event, so a redelivered record and a client's retri
 timestamp when the client sent none) are both skipped. A batch with a row PostgreSQL refuses as data is split in halves
 until the refused rows are alone; everything else is written, and the refused rows are returned with the server's
 reason (the sink parks them in the dead-letter topic).
+
+The sink's place in Kafka is kept here too (analytics_sink_offsets: per consumer group and partition, the next offset),
+in the transaction that writes the batch. A failover under asynchronous replication may promote a member that lacks
+the last acknowledged transactions; their events then lack there, and so do the offsets that passed them: the sink
+reads those records from Kafka again instead of trusting Kafka's committed offset, and nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -79,8 +84,34 @@ _INSERT = sql.SQL(
 ).format(cols=_COLS)
 
 
-def write_events(conn: psycopg.Connection, records: list[EventRecord]) -> int:
-    """Insert the batch (one record per event_id) in one transaction; returns how many rows were new."""
+_SAVE_OFFSETS = (
+    "INSERT INTO analytics_sink_offsets (consumer_group, topic, kafka_partition, next_offset)"
+    " SELECT %s, t, p, o FROM unnest(%s::text[], %s::int[], %s::bigint[]) AS x(t, p, o)"
+    " ON CONFLICT (consumer_group, topic, kafka_partition)"
+    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+)
+_READ_OFFSETS = (
+    "SELECT topic, kafka_partition, next_offset FROM analytics_sink_offsets"
+    " WHERE consumer_group = %s AND (topic, kafka_partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
+)
+
+
+def save_offsets(cur: psycopg.Cursor, group: str, last: dict[tuple[str, int], int]) -> None:
+    """Record that the batch's records up to `last` (per (topic, partition), the last offset) are stored."""
+    keys = sorted(last)
+    cur.execute(_SAVE_OFFSETS, (group, [t for t, _p in keys], [p for _t, p in keys], [last[k] + 1 for k in keys]))
+
+
+def stored_offsets(conn: psycopg.Connection, group: str, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The next offset stored for each of `keys` (those without one are left out)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_READ_OFFSETS, (group, [t for t, _p in keys], [p for _t, p in keys]))
+        return {(t, p): o for t, p, o in cur.fetchall()}
+
+
+def write_events(conn: psycopg.Connection, records: list[EventRecord], group: str | None = None, last=None) -> int:
+    """Insert the batch (one record per event_id) in one transaction, with the offsets `last` when given; returns
+    how many rows were new."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_CREATE)
         with cur.copy(_COPY) as copy:
@@ -88,7 +119,10 @@ def write_events(conn: psycopg.Connection, records: list[EventRecord]) -> int:
             for r in records:
                 copy.write_row(row(r))
         cur.execute(_INSERT)
-        return cur.rowcount
+        inserted = cur.rowcount
+        if last:
+            save_offsets(cur, group, last)
+        return inserted
 
 
 def reason(e: psycopg.Error) -> str:
@@ -96,15 +130,22 @@ def reason(e: psycopg.Error) -> str:
     return f"PostgreSQL refused the row: {e.sqlstate or '?'} {first}"[:500]
 
 
-def write_isolated(conn: psycopg.Connection, records: list[EventRecord]) -> tuple[int, list[tuple[int, str]]]:
-    """Write the batch; if PostgreSQL refuses rows as data, write every other row and return the refused ones as
-    (index, reason). An outage (connection, server) propagates: the caller retries the whole batch."""
+def write_isolated(
+    conn: psycopg.Connection, records: list[EventRecord], group: str | None = None, last=None
+) -> tuple[int, list[tuple[int, str]]]:
+    """Write the batch and its offsets `last`; if PostgreSQL refuses rows as data, write every other row, then the
+    offsets (never before the rows they pass), and return the refused ones as (index, reason). An outage (connection,
+    server) propagates: the caller retries the whole batch."""
     try:
-        return write_events(conn, records), []
+        return write_events(conn, records, group, last), []
     except DATA_ERRORS as e:
         if len(records) == 1:
-            return 0, [(0, reason(e))]
+            refused = [(0, reason(e))]
+            if last:
+                with conn.transaction(), conn.cursor() as cur:
+                    save_offsets(cur, group, last)
+            return 0, refused
     mid = len(records) // 2
     written_a, refused_a = write_isolated(conn, records[:mid])
-    written_b, refused_b = write_isolated(conn, records[mid:])
+    written_b, refused_b = write_isolated(conn, records[mid:], group, last)
     return written_a + written_b, refused_a + [(i + mid, why) for i, why in refused_b]

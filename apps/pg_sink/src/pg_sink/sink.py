@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from analytics_common.consumer import BatchConsumer, Written
+from analytics_common.consumer import BatchConsumer, RetryBatch, Written
 from analytics_common.events import EventRecord, first_per_event
 
 from pg_sink import db
@@ -12,12 +12,16 @@ from pg_sink import db
 class Sink(BatchConsumer):
     service = "pg-sink"
     retry_errors = (psycopg.Error,)
+    offsets_in_store = True  # analytics_sink_offsets, written with each batch (db.py says why)
 
     def __init__(self, cfg):
         super().__init__(
             cfg, cfg.batch_size, cfg.batch_seconds, {"partition.assignment.strategy": "cooperative-sticky"}
         )
         self.conn: psycopg.Connection | None = None
+        # Whether the partitions were set to the offsets this connection's server holds since it was opened: a
+        # batch is only written on such a connection (a new one may reach a new leader that lacks earlier batches).
+        self.synced = False
 
     def run(self) -> None:
         try:
@@ -29,11 +33,27 @@ class Sink(BatchConsumer):
     def store_ready(self) -> bool:
         return self.conn is not None and not self.conn.closed
 
-    def write(self, records: list[EventRecord], offsets) -> Written:
+    def _connection(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
+            self.synced = False
             self.conn = db.connect(self.cfg)
+        return self.conn
+
+    def stored_offsets(self, partitions):
+        try:
+            offsets = db.stored_offsets(self._connection(), self.cfg.group, partitions)
+        except psycopg.Error:
+            self.close_store()
+            raise
+        self.synced = True
+        return offsets
+
+    def write(self, records: list[EventRecord], offsets) -> Written:
+        conn = self._connection()
+        if not self.synced:
+            raise RetryBatch("a new connection to PostgreSQL: the partitions are set to the offsets it holds first")
         keep = first_per_event(records)  # a retried event twice in one batch: its first copy, as across batches
-        inserted, refused = db.write_isolated(self.conn, [records[i] for i in keep])
+        inserted, refused = db.write_isolated(conn, [records[i] for i in keep], self.cfg.group, offsets)
         return Written(inserted, len(records) - inserted - len(refused), [(keep[i], why) for i, why in refused])
 
     def close_store(self) -> None:
@@ -41,4 +61,4 @@ class Sink(BatchConsumer):
             try:
                 self.conn.close()
             finally:
-                self.conn = None
+                self.conn, self.synced = None, False

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from analytics_testing.pki import make_pki
-from analytics_testing.servers import Kafka, Postgres, SeaweedFS
+from analytics_testing.servers import ROOT, Kafka, Postgres, SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +52,18 @@ def seaweedfs(test_pki):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def sink_grants() -> list[str]:
+    """The grants the postgresql role gives the sink alone, from its template (grants.sql.j2)."""
+    text = (ROOT / "roles" / "postgresql" / "templates" / "grants.sql.j2").read_text()
+    sink = "TO {{ postgresql_sink_user }};"
+    lines = [line for line in text.splitlines() if line.startswith("GRANT ") and line.endswith(sink)]
+    assert lines, "no grant to the sink in grants.sql.j2"
+    return [
+        line.replace("{{ postgresql_sink_user }}", "analytics_sink").replace("{{ postgresql_database }}", "analytics")
+        for line in lines
+    ]
+
+
 @pytest.fixture(scope="session")
 def sink_db_user(postgres):
     """The sink's own PostgreSQL role with the privileges the postgresql role grants it (grants.sql.j2)."""
@@ -61,9 +73,8 @@ def sink_db_user(postgres):
     with psycopg.connect(postgres.dsn(), autocommit=True) as c:
         c.execute("DROP ROLE IF EXISTS analytics_sink")
         c.execute(f"CREATE ROLE analytics_sink LOGIN PASSWORD '{password}'")
-        c.execute("GRANT INSERT, SELECT (event_id, event_time) ON analytics_events TO analytics_sink")
-        c.execute("GRANT INSERT, SELECT (event_id) ON analytics_event_ids TO analytics_sink")
-        c.execute("GRANT TEMPORARY ON DATABASE analytics TO analytics_sink")
+        for grant in sink_grants():
+            c.execute(grant)
     return password
 
 
