@@ -3,6 +3,7 @@ double, poison records are parked with their reason, and a sink killed mid-batch
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -345,6 +346,39 @@ def test_the_main_loop_pings_systemds_watchdog_and_only_its_own(tmp_path, monkey
     assert not SystemdWatchdog().enabled
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert not SystemdWatchdog().enabled
+
+
+def test_a_sink_waiting_for_postgresql_keeps_pinging_the_watchdog(tmp_path, monkeypatch, sink_env, caplog):
+    """The finding: between retries the loop slept its whole backoff (up to 30 s) without a beat, so a unit whose
+    WatchdogSec is shorter was killed while it only waited (and with the offsets kept in PostgreSQL, a sink reads
+    nothing until the database answers). Now it beats while it waits: with nothing listening on PostgreSQL's port
+    for 15 s (backoffs of 1, 2, 4 and 8 s), no two pings are 2 s apart."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    sink = Sink(load_config({**sink_env, "PGSINK_PG_PORT": "1"}))
+    t = threading.Thread(target=sink.run, daemon=True)
+    t.start()
+    try:
+        times, deadline = [], time.monotonic() + 15
+        while time.monotonic() < deadline:
+            notify.recv(64)
+            times.append(time.monotonic())
+    finally:
+        sink.stop()
+        t.join(30)
+    assert not sink.store_ready()  # it was waiting for PostgreSQL all along
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) > 10 and max(gaps) < 2.0, gaps
+    retries = [
+        r
+        for r in caplog.records
+        if r.getMessage().startswith("offsets unknown (Kafka's committed or the store's), retrying")
+    ]
+    assert len(retries) >= 3, [r.getMessage() for r in caplog.records]  # it waited 1, 2 and 4 s at least
 
 
 def test_a_retried_post_without_timestamp_is_stored_once(kafka, postgres, running_sink):

@@ -272,8 +272,7 @@ class BatchConsumer:
         try:
             while self.running:
                 if self._unsynced and not self._resync():
-                    self.heartbeat.beat()
-                    time.sleep(backoff)
+                    self._wait(backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
                 msgs = self.consumer.consume(num_messages=min(self.batch_size, 10000), timeout=0.5)
@@ -291,7 +290,7 @@ class BatchConsumer:
                     self.log.warning("batch failed, retrying: %s", f"{type(e).__name__}: {e}"[:300])
                     self.close_store()  # before the rewind: a store that keeps the offsets is read on a new connection
                     self._rewind()
-                    time.sleep(backoff)
+                    self._wait(backoff)
                     backoff = min(backoff * 2, 30.0)
         finally:
             self.lag.stopped.set()
@@ -299,6 +298,14 @@ class BatchConsumer:
             self.consumer.close()  # leaves the group; uncommitted work is redelivered to whoever takes over
             self.lag.join(30)  # its readers closed too
             self.dlq = None  # releases the producer's threads now
+
+    def _wait(self, seconds: float) -> None:
+        """Wait before a retry, beating meanwhile: the loop is not stuck, so systemd's watchdog (WatchdogSec may be
+        shorter than the longest backoff) must not kill it; a stop ends the wait."""
+        end = time.monotonic() + seconds
+        while self.running and (left := end - time.monotonic()) > 0:
+            self.heartbeat.beat()
+            time.sleep(min(left, 1.0))
 
     def _collect(self, msgs) -> None:
         for m in msgs:
@@ -418,7 +425,9 @@ class BatchConsumer:
             }
             stored = self.stored_offsets(keys) if self.offsets_in_store else {}
         except (KafkaException, *self.retry_errors) as e:
-            self.log.warning("committed offsets unknown, retrying: %s", f"{type(e).__name__}: {e}"[:300])
+            self.log.warning(
+                "offsets unknown (Kafka's committed or the store's), retrying: %s", f"{type(e).__name__}: {e}"[:300]
+            )
             return False
         for (t, p), first in self._unsynced.items():
             kafka = committed.get((t, p), -1)
