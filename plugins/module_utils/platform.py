@@ -188,7 +188,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     "patroni": Endpoint(
         "postgresql",
         (_p("postgresql_patroni_port", 8008),),
-        ("postgresql_cluster", "monitoring"),  # the members' leader checks and patronictl; Prometheus
+        # the members' leader checks and patronictl; Prometheus; the read-only clients' proxies (grafana role:
+        # pg_proxy.yml) ask each member what it is, as they may sit on any host
+        ("postgresql_cluster", "monitoring", "internal"),
         "Patroni's REST API (TLS; changes need a password)",
         tls="patroni",
         scheme="https",

@@ -41,6 +41,7 @@ CONSUMERS = [
     "bento_kafka_bootstrap",
     "pg_sink_pg_port",
     "grafana_pg_port",
+    "grafana_pg_host",
     "bento_pg_port",
     "grafana_prometheus_url",
     "monitoring_postgres_port",
@@ -70,6 +71,9 @@ PLAY = """
     - ansible.builtin.template: {{src: {root}/roles/monitoring/templates/alertmanager.default.j2,
                                   dest: "{out}/{{{{ inventory_hostname }}}}/alertmanager.default", mode: "0644"}}
       when: "'monitoring' in group_names"
+    - ansible.builtin.template: {{src: {root}/roles/grafana/templates/haproxy.cfg.j2,
+                                  dest: "{out}/{{{{ inventory_hostname }}}}/haproxy.cfg", mode: "0644"}}
+      when: "'grafana' in group_names"
     - ansible.builtin.copy:
         dest: "{out}/{{{{ inventory_hostname }}}}/derived.json"
         mode: "0644"
@@ -219,8 +223,16 @@ def test_clients_follow_the_servers_ports(rendered):
         "bento_kafka_bootstrap",
     ):
         assert app[var] == kafka, var
-    for var in ("pg_sink_pg_port", "grafana_pg_port", "bento_pg_port"):
+    for var in ("pg_sink_pg_port", "bento_pg_port"):
         assert app[var] == PORTS["postgresql_port"], var
+    # Grafana reads through its local HAProxy (Patroni with two members): the proxy's port, and the proxy reaches
+    # each member's PostgreSQL and asks its Patroni on their ports.
+    assert app["grafana_pg_port"] == 5433 and app["grafana_pg_host"] == "127.0.0.1"
+    proxy = (rendered / "mon-c" / "haproxy.cfg").read_text()
+    servers = re.findall(r"^\s+server (\S+) (\S+) check port (\d+)", proxy, re.M)
+    members = [(h, f"10.0.0.{list(HOSTS).index(h) + 10}") for h in ("db-a", "db-b")]
+    want = [(n, f"{a}:{PORTS['postgresql_port']}", str(PORTS["postgresql_patroni_port"])) for n, a in members]
+    assert servers == want * 2  # the replicas' checks (/replica), then the leader's (/primary)
     assert app["grafana_prometheus_url"] == f"https://10.0.0.18:{PORTS['monitoring_prometheus_port']}"
     assert (
         json.loads((rendered / "db-a" / "derived.json").read_text())["monitoring_postgres_port"]

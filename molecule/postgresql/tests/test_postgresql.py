@@ -497,6 +497,53 @@ def test_etcd_keeps_a_quorum_with_one_member_stopped(pg_a):
     assert wait_for(lambda: pg_x.service("etcd").is_running, timeout=30)
 
 
+def through_proxy(pg_x, sql, sslmode="verify-ca"):
+    """A read-only client on pg-x, through the proxy the grafana role sets up for Grafana (pg_proxy.yml)."""
+    conn = f"host=127.0.0.1 port=5433 dbname=analytics user=analytics_reader sslmode={sslmode} sslrootcert={CA}"
+    password = shlex.quote(lab_secret("pg_reader"))
+    return pg_x.run(f"PGPASSWORD={password} psql -XAtq {shlex.quote(conn)} -c {shlex.quote(sql)}")
+
+
+def test_read_only_clients_reach_a_replica_and_the_leader_only_while_none_runs(pg_a, pg_b):
+    """Grafana's way to a replica (Grafana itself never runs here; its role's HAProxy does, on pg-x): a connection
+    reaches the replica, TLS end to end; with the replica's Patroni stopped it reaches the leader; when the replica
+    is back, the session on the leader is cut and new connections reach the replica again."""
+    pg_x = lab_host("pg-x")
+    r = pg_x.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-client-15")  # the client's stand-in
+    assert r.rc == 0, r.stderr
+    where = "SELECT pg_is_in_recovery(), inet_server_addr(), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())"
+    replica, primary = f"t|{address('pg-b')}|t", f"f|{address('pg-a')}|t"
+
+    def routed():
+        return through_proxy(pg_x, where).stdout.strip()
+
+    assert wait_for(lambda: routed() == replica, timeout=30), routed()
+    r = through_proxy(pg_x, where, sslmode="disable")
+    assert r.rc != 0 and "no pg_hba.conf entry" in r.stderr, r.stderr  # plain text is refused through it too
+    pg_b.run("systemctl stop patroni")
+    try:
+        assert wait_for(lambda: routed() == primary, timeout=30), routed()
+        assert routed() == primary
+        # A session open on the leader while the replica comes back (as Grafana's pooled connections are).
+        password = shlex.quote(lab_secret("pg_reader"))
+        conn = f"host=127.0.0.1 port=5433 dbname=analytics user=analytics_reader sslmode=verify-ca sslrootcert={CA}"
+        pg_x.run(
+            f"rm -f /tmp/held.rc; (PGPASSWORD={password} timeout 300 psql -XAtq {shlex.quote(conn)}"
+            " -c 'SELECT pg_sleep(240)' >/dev/null 2>&1; echo $? >/tmp/held.rc) >/dev/null 2>&1 &"
+        )
+        held = (
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'analytics_reader'"
+            " AND query LIKE '%pg_sleep(240)%' AND pid <> pg_backend_pid()"
+        )
+        assert wait_for(lambda: psql(pg_a, held, db="postgres") == "1", timeout=20)
+    finally:
+        pg_b.run("systemctl start patroni")
+    assert wait_for(lambda: routed() == replica, timeout=90), routed()
+    assert wait_for(lambda: pg_x.file("/tmp/held.rc").exists, timeout=20), "the session on the leader was not cut"
+    assert pg_x.file("/tmp/held.rc").content_string.strip() != "0"
+    assert wait_for(lambda: cluster("pg-a")["pg-b"]["state"] in ("running", "streaming"), timeout=60), cluster("pg-a")
+
+
 LOST: dict = {}  # what the failover test wrote, for the rejoin test
 
 
