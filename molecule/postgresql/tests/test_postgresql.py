@@ -466,6 +466,7 @@ def test_patroni_and_etcd_serve_their_metrics_over_verified_tls(pg_a, pg_b):
         assert code == 200 and re.search(r"^etcd_server_has_leader 1$", body, re.M), (name, code, body[:300])
 
 
+@pytest.mark.drill  # ~160 s: make test-heavy runs it (the converge has nothing new to show make test)
 def test_a_cluster_wide_setting_reaches_every_member_through_a_rolling_restart(scenario_dir, pg_a, pg_b):
     """max_connections lives in Patroni's cluster-wide configuration (in etcd) and needs a restart: a converge with a
     new value changes it there and restarts the members one at a time; the scenario's value comes back the same way.
