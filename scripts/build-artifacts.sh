@@ -102,8 +102,10 @@ for d in "$AP_ROOT"/apps/*/; do
   [ -f "$d/pyproject.toml" ] && [ "$(basename "$d")" != testing ] && apps+=("${d%/}")
 done
 if [ ${#apps[@]} -gt 0 ]; then
+  # The services' own sources: not what building them leaves in their folders (build/, *.egg-info), which made every
+  # second run see a new recipe and build the wheelhouse again.
   wh_recipe=$(find "${apps[@]}" -type f \( -name '*.py' -o -name pyproject.toml -o -name '*.txt' -o -name '*.html' -o -name '*.css' \) \
-                -not -path '*/tests/*' -print0 | sort -z | xargs -0 cat | cat - "$SELF" "$AP_ROOT/apps/constraints.txt" \
+                -not -path '*/tests/*' -not -path '*/build/*' -not -path '*.egg-info/*' -print0 | sort -z | xargs -0 cat | cat - "$SELF" "$AP_ROOT/apps/constraints.txt" \
                 | sha256sum | cut -c1-16)
   if fresh wheelhouse "$wh_recipe"; then
     step "Wheelhouse: up to date ($(find wheelhouse -maxdepth 1 -name '*.whl' | wc -l) wheels)"
