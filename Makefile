@@ -18,7 +18,7 @@ SCENARIOS   ?= postgresql monitoring kafka nginx security insecure services fres
 MOLECULE_JOBS ?= 2
 # `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load); then the whole
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
-HEAVY_SCENARIOS ?= kafka seaweedfs postgresql
+HEAVY_SCENARIOS ?= kafka seaweedfs postgresql monitoring
 
 .PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs endpoints first-steps post-event test test-build test-checks lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills alert-drills bench lab-memory clean

@@ -334,6 +334,7 @@ def test_a_rule_file_that_does_not_parse_is_refused_by_name(scenario_dir, mon):
     assert mon.run("systemctl is-active prometheus").stdout.strip() == "active"
 
 
+@pytest.mark.drill  # ~170 s (a whole converge): make test-heavy runs it
 def test_certificate_renewed_in_an_earlier_play_reaches_postgresql_prometheus_and_the_exporters(scenario_dir, mon):
     """Last in this file: it renews mon-c's and db-a's certificates. The pki role converges a host once per run; a
     renewal in an earlier play must still reach PostgreSQL (its reload) when its play comes later; Prometheus and the
