@@ -668,3 +668,163 @@ def test_a_damaged_replica_is_rebuilt_from_the_leader_by_the_reinit_play(pg_a, p
     count = f"SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{marker}'"
     assert wait_for(lambda: psql(pg_b, count) == "1", timeout=30)
     assert wait_for(lambda: cluster("pg-a")["pg-b"]["state"] in ("running", "streaming"), timeout=30), cluster("pg-a")
+
+
+def member_inventory(tmp_path: Path, name: str) -> list[str]:
+    """The inventory change an operator makes before playbooks/postgresql_add_member.yml: `name` joins the groups
+    postgresql and postgresql_replica (a second inventory source, merged over the scenario's)."""
+    extra = tmp_path / "member.yml"
+    extra.write_text(
+        "all:\n  children:\n"
+        f"    postgresql:\n      hosts:\n        {name}: {{}}\n"
+        f"    postgresql_replica:\n      hosts:\n        {name}: {{}}\n"
+    )
+    return ["-i", str(extra)]
+
+
+def with_member(tmp_path: Path, name: str) -> list[str]:
+    return [*member_inventory(tmp_path, name), "-e", f"member={name}"]
+
+
+def recap(output: str) -> dict[str, int]:
+    """host -> changed=, from a play recap (whitespace-normalised output)."""
+    return {h: int(c) for h, c in re.findall(r"(\S+) : ok=\d+ changed=(\d+)", output)}
+
+
+ADD = ROOT / "playbooks" / "postgresql_add_member.yml"
+
+
+def test_a_member_joins_by_the_add_member_play_never_over_another_clusters_data(pg_a, pg_b, tmp_path):
+    """pg-x holds the point-in-time restore's server (a server of its own, taking writes): the play stops before any
+    host is changed and names the folder and the way out; with postgresql_add_member_replace_data it moves the folder
+    aside, pg-x clones the leader and streams in the third zone, and the leader takes writes throughout."""
+    pg_x = lab_host("pg-x")
+    assert PITR, "the point-in-time restore test leaves its server on pg-x"
+    count = "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = '{}'"
+    assert psql(pg_x, count.format(PITR["before"])) == "1"
+    r = ansible_playbook(ADD, "-e", "member=pg-x")
+    assert r.returncode != 0 and "member=pg-x: add the host to the groups postgresql_replica and postgresql" in r.output
+    r = ansible_playbook(ADD, *with_member(tmp_path, "pg-x"))
+    assert r.returncode != 0, r.output[-2000:]
+    # The restore has the cluster's system identifier: what makes it somebody's data is a server of its own, writable.
+    assert (
+        "member=pg-x: /var/lib/postgresql/15/main holds the data of a server that runs on its own and takes writes"
+        in r.output
+    ), r.output[-3000:]
+    assert "-e postgresql_add_member_replace_data=true" in r.output
+    # Nothing was changed: the restored server still runs with its rows, no firewall went up, pg-x is no member.
+    assert psql(pg_x, count.format(PITR["before"])) == "1"
+    assert pg_a.run("nft list table inet analytics_platform").rc != 0
+    assert "pg-x" not in cluster("pg-a")
+
+    own = str(uuid.uuid4())  # a row only the restored server has
+    psql(pg_x, insert_sql(own))
+    marker = str(uuid.uuid4())
+    psql(pg_a, insert_sql(marker))
+    t0 = time.time()
+    r = ansible_playbook(ADD, *with_member(tmp_path, "pg-x"), "-e", "postgresql_add_member_replace_data=true")
+    assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
+    print(f"add member: pg-x streams {time.time() - t0:.0f} s after the play started")
+    aside = re.search(r"the former data folder is kept as (/var/lib/postgresql/15/main\.replaced-\S+?)\"", r.output)
+    assert aside, r.output[-3000:]
+    assert pg_x.file(f"{aside.group(1)}/PG_VERSION").exists
+    assert "pg-x is a member: replica, running" in r.output
+    members = cluster("pg-a")
+    assert members["pg-x"]["role"] == "replica" and members["pg-x"]["state"] in ("running", "streaming"), members
+    assert leader("pg-b") == "pg-a"
+    after = str(uuid.uuid4())
+    psql(pg_a, insert_sql(after))
+    for m in (marker, after):
+        assert wait_for(lambda m=m: psql(pg_x, count.format(m)) == "1", timeout=30), m
+    assert psql(pg_x, count.format(own)) == "0"  # the member holds the cluster's data; the restored server's is aside
+    assert psql(pg_x, "SELECT pg_is_in_recovery()", db="postgres") == "t"
+    assert pg_a.run("nft list table inet analytics_platform").rc == 0  # the firewall admits the member now
+
+
+@pytest.mark.drill  # ~80 s: make test-heavy runs it (make test has the role's own idempotence check)
+def test_the_add_member_play_run_again_changes_nothing(tmp_path):
+    assert "pg-x" in cluster("pg-a"), "the add-member test adds pg-x first"
+    r = ansible_playbook(ADD, *with_member(tmp_path, "pg-x"))
+    assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
+    changed = recap(r.output)
+    assert set(changed) == {"pg-a", "pg-b", "pg-x"} and not any(changed.values()), changed
+
+
+def server_versions() -> dict[str, int]:
+    """member -> server_version_num of the server Patroni runs there (15.20 -> 150020)."""
+    return {n: m.get("server_version", 0) for n, m in ((n, patroni_state(n)) for n in cluster("pg-a"))}
+
+
+def patroni_state(name: str) -> dict:
+    code, body = http(lab_host("pg-a"), f"https://{address(name)}:8008/patroni")
+    assert code in (200, 503), body
+    return json.loads(body)
+
+
+@pytest.mark.drill  # ~3 min: make test-heavy runs it (the newest PostgreSQL 15 installed on three members)
+def test_a_minor_upgrade_rolls_through_the_replicas_then_switches_over_without_losing_a_write(pg_a, tmp_path):
+    """The converge pinned the oldest PostgreSQL 15 Debian offers; playbooks/postgresql_upgrade.yml moves the cluster
+    to the newest while a client writes through the multi-host connection string: the replicas restart on it one at
+    a time, the leader hands over, the former leader restarts last, every acknowledged write is there once. A second
+    run restarts nothing."""
+    offered = pg_a.run("apt-cache madison postgresql-15").stdout
+    versions = [line.split("|")[1].strip() for line in offered.splitlines() if "|" in line]
+    assert len(set(versions)) > 1, f"the package sources offer one PostgreSQL 15 version, nothing to move to: {offered}"
+    newest = versions[0]
+    major, minor = newest.split("-")[0].split(".")
+    target = int(major) * 10000 + int(minor)
+    before = server_versions()
+    assert set(before) == {"pg-a", "pg-b", "pg-x"} and min(before.values()) < target, before
+    assert leader("pg-a") == "pg-a"
+    # The inventory lists every member (the add-member test's change): the play refuses to leave pg-x behind otherwise.
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_upgrade.yml")
+    assert r.returncode != 0 and "would be left behind (and could be switched to): pg-x" in r.output, r.output[-2000:]
+    inventory = member_inventory(tmp_path, "pg-x")
+    started = {n: patroni_state(n)["postmaster_start_time"] for n in before}
+
+    # A client writing one row at a time with every member in its connection string, counting what was acknowledged.
+    run = uuid.uuid4().hex[:12]
+    conn = (
+        f"host={address('pg-a')},{address('pg-b')},{address('pg-x')} port=5432 dbname=analytics user=analytics_sink "
+        f"sslmode=verify-full sslrootcert={CA} target_session_attrs=read-write connect_timeout=2"
+    )
+    password = shlex.quote(lab_secret("pg_sink"))
+    sql = insert_sql(f"{run}-MARK").replace("'", "'\\''").replace("MARK", "'\"$i\"'")  # $i expands in the shell
+    pg_a.run(
+        "rm -f /tmp/upgrade.stop /tmp/upgrade.acked /tmp/upgrade.failed; (i=0; while [ ! -e /tmp/upgrade.stop ]; do"
+        f" i=$((i+1)); if PGPASSWORD={password} psql -XAtq {shlex.quote(conn)} -c '{sql}' >/dev/null 2>&1;"
+        " then echo $i >>/tmp/upgrade.acked; else echo $i >>/tmp/upgrade.failed; sleep 0.2; fi; done) >/dev/null 2>&1 &"
+    )
+    try:
+        assert wait_for(lambda: pg_a.file("/tmp/upgrade.acked").exists, timeout=20), "the writer wrote nothing"
+        t0 = time.time()
+        r = ansible_playbook(ROOT / "playbooks" / "postgresql_upgrade.yml", *inventory)
+        took = time.time() - t0
+    finally:
+        pg_a.run("touch /tmp/upgrade.stop")
+        time.sleep(3)
+    assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
+    acked = pg_a.file("/tmp/upgrade.acked").content_string.split()
+    failed = pg_a.file("/tmp/upgrade.failed").content_string.split() if pg_a.file("/tmp/upgrade.failed").exists else []
+    new_leader = leader("pg-b")
+    assert new_leader in ("pg-b", "pg-x"), cluster("pg-b")
+    stored = psql(
+        lab_host(new_leader),
+        f"SELECT properties->>'marker' FROM analytics_events WHERE properties->>'marker' LIKE '{run}-%'",
+    ).split()
+    print(
+        f"minor upgrade to {newest}: {took:.0f} s; {len(acked)} writes acknowledged, {len(failed)} refused while the"
+        f" leader moved (retried), {len(stored)} rows stored; leader pg-a -> {new_leader}"
+    )
+    assert sorted(stored) == sorted(f"{run}-{i}" for i in acked)  # each acknowledged write once, nothing else
+    after = server_versions()
+    assert set(after.values()) == {target}, after
+    # Replicas first: pg-b and pg-x restarted before the former leader, which restarted last (as a replica).
+    restarted = {n: patroni_state(n)["postmaster_start_time"] for n in after}
+    assert all(restarted[n] != started[n] for n in after if before[n] != target), (started, restarted)
+    assert max(restarted[n] for n in ("pg-b", "pg-x") if before[n] != target) < restarted["pg-a"], restarted
+    assert cluster("pg-b")["pg-a"]["role"] == "replica"
+    r = ansible_playbook(ROOT / "playbooks" / "postgresql_upgrade.yml", *inventory)
+    assert r.returncode == 0, r.output[r.output.find("fatal:") :][:3000]
+    assert not any(recap(r.output).values()), recap(r.output)
+    assert {n: patroni_state(n)["postmaster_start_time"] for n in after} == restarted
