@@ -694,6 +694,7 @@ def recap(output: str) -> dict[str, int]:
 ADD = ROOT / "playbooks" / "postgresql_add_member.yml"
 
 
+@pytest.mark.drill  # ~150 s (a third member installed and cloned): make test-heavy runs it
 def test_a_member_joins_by_the_add_member_play_never_over_another_clusters_data(pg_a, pg_b, tmp_path):
     """pg-x holds the point-in-time restore's server (a server of its own, taking writes): the play stops before any
     host is changed and names the folder and the way out; with postgresql_add_member_replace_data it moves the folder
@@ -741,7 +742,7 @@ def test_a_member_joins_by_the_add_member_play_never_over_another_clusters_data(
     assert pg_a.run("nft list table inet analytics_platform").rc == 0  # the firewall admits the member now
 
 
-@pytest.mark.drill  # ~80 s: make test-heavy runs it (make test has the role's own idempotence check)
+@pytest.mark.drill  # ~80 s: make test-heavy runs it
 def test_the_add_member_play_run_again_changes_nothing(tmp_path):
     assert "pg-x" in cluster("pg-a"), "the add-member test adds pg-x first"
     r = ansible_playbook(ADD, *with_member(tmp_path, "pg-x"))
