@@ -6,14 +6,14 @@
 # The verifier records each failed test in reports/molecule/<scenario>.failures (molecule/conftest.py). After the first
 # failure no new scenario starts; the end of the output lists the failed tests with their messages (after molecule's
 # own recap, so the end of a CI log says what failed, or the last failed tasks when no test failed) and how long each scenario took.
-# AP_MOLECULE_TIMEOUT (seconds, default 1500) stops a scenario that runs over it, destroys its containers and fails it.
+# AP_MOLECULE_TIMEOUT (seconds, default 1800) stops a scenario that runs over it, destroys its containers and fails it.
 source "$(dirname "$0")/lib.sh"
 
 [ $# -gt 0 ] || die "usage: $0 SCENARIO..."
 jobs=${AP_MOLECULE_JOBS:-1}
 [[ $jobs =~ ^[1-9]$ ]] || die "AP_MOLECULE_JOBS must be a number from 1 to 9 (got '$jobs')"
 # One scenario's limit: a hung one is stopped, destroyed and reported instead of eating the whole run's time.
-limit=${AP_MOLECULE_TIMEOUT:-1500}
+limit=${AP_MOLECULE_TIMEOUT:-1800}
 [[ $limit =~ ^[1-9][0-9]*$ ]] || die "AP_MOLECULE_TIMEOUT must be a number of seconds (got '$limit')"
 reports="$AP_ROOT/reports/molecule"
 mkdir -p "$reports"
