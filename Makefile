@@ -91,14 +91,14 @@ post-event: ## Post one event to the lab through nginx with its API key (read fr
 	@$(LAB_ENV) $(BIN)/python scripts/first_event.py
 
 test: host venv ## The test suite (what CI runs)
-	@# lint and the unit tests need no artifacts: they run while the base image and the artifacts build (on a fresh
-	@# machine the SeaweedFS build alone takes 8 minutes), in two lanes, their lines interleaved.
+	@# Two lanes, their lines interleaved: the base image, the artifacts (on a fresh machine the SeaweedFS build alone
+	@# takes 8 minutes) and the services' tests, which need them; beside them lint and the unit tests, which need none.
 	@$(MAKE) --no-print-directory -j2 --output-sync=line test-build test-checks
-	@$(MAKE) --no-print-directory integration molecule audit-matrix
+	@$(MAKE) --no-print-directory molecule audit-matrix
 	@echo "==> make test: all stages passed"
 
-test-build:  # lane 1 of make test: the base image, then the artifacts
-	@$(MAKE) --no-print-directory -j1 image artifacts
+test-build:  # lane 1 of make test: the base image, the artifacts, then the services' tests against real servers
+	@$(MAKE) --no-print-directory -j1 image artifacts integration
 test-checks:  # lane 2 of make test: lint, then the unit tests
 	@$(MAKE) --no-print-directory -j1 lint unit
 
