@@ -577,7 +577,8 @@ def test_a_lost_leader_is_replaced_by_itself(pg_a, pg_b):
 def test_the_backups_outlive_the_lost_leader_a_point_in_time_restore_onto_a_fresh_host(pg_b):
     """With the former leader's host still gone: the new leader archives into the same repository, and the repository
     restores onto a fresh host (pg-x) to the target time taken earlier: the row written before it is there, the row
-    written after it is not."""
+    written after it is not. The fresh host is smaller (max_connections 40, the cluster's 50): the restore still
+    finishes (it replays with hot standby off, so PostgreSQL does not stop at the cluster's larger settings)."""
     state = subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Running}}", "ap-mol-postgresql-pg-a"],
         capture_output=True,
@@ -595,7 +596,7 @@ def test_the_backups_outlive_the_lost_leader_a_point_in_time_restore_onto_a_fres
         "-e",
         "restore_host=pg-x",
         "-e",
-        json.dumps({"postgresql_restore_target_time": PITR["target"]}),
+        json.dumps({"postgresql_restore_target_time": PITR["target"], "postgresql_max_connections": 40}),
     )
     assert r.returncode == 0, r.output[-3000:]
     print(f"point-in-time restore onto pg-x: {time.time() - t0:.0f} s (the play)")
@@ -604,6 +605,9 @@ def test_the_backups_outlive_the_lost_leader_a_point_in_time_restore_onto_a_fres
     assert psql(pg_x, count.format(PITR["before"])) == "1"
     assert psql(pg_x, count.format(PITR["after"])) == "0"
     assert psql(pg_x, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    # Its own settings once the replay is over, hot standby as on every other server.
+    assert psql(pg_x, "SHOW max_connections", db="postgres") == "40"
+    assert psql(pg_x, "SHOW hot_standby", db="postgres") == "on"
     # A drill beside the running cluster: the restored server writes nothing into the cluster's repository.
     assert psql(pg_x, "SHOW archive_mode", db="postgres") == "off"
 
