@@ -114,6 +114,7 @@ def noticed_since(host: str, since: str, log_host: str) -> bool:
     return f"action '{action}' suspended" in out or f"omrelp[{address(log_host)}:" in out
 
 
+@pytest.mark.drill  # ~110-150 s, most of it rsyslog's retry interval: make test-heavy runs it
 @pytest.mark.parametrize("log_host", ["api-b"])
 def test_a_log_host_that_was_away_gets_every_line_it_missed(log_host):
     """While a log host is away, the sender's lines wait in its queue for it; the sender restarting meanwhile keeps
