@@ -88,6 +88,16 @@ def changed_per_host(output: str) -> dict[str, int]:
     return {h: int(c) for h, c in re.findall(r"(\S+) : ok=\d+ changed=(\d+)", output)}
 
 
+def assert_check_mode_changes_nothing(scenario_dir: Path, hosts: set[str]) -> None:
+    """What an operator runs before a change (`--check --diff` on the running estate): the scenario's converge in check
+    mode finishes and reports changed=0 on every host, `hosts` among them (an empty recap is no pass)."""
+    r = ansible_playbook(scenario_dir / "converge.yml", "--check", "--diff")
+    assert r.returncode == 0, r.output[-3000:]
+    changed = changed_per_host(r.output)
+    assert set(changed) >= hosts, r.output[-1500:]
+    assert all(n == 0 for n in changed.values()), f"check mode would change {changed}: {r.output[-3000:]}"
+
+
 def assert_refused(
     scenario_dir: Path,
     extra: str,
