@@ -21,6 +21,7 @@ def main() -> None:
     ap.add_argument("--key", required=True)
     ap.add_argument("--log", required=True, help="JSON-lines file the notifications are appended to")
     args = ap.parse_args()
+    open(args.log, "a", encoding="utf-8").close()  # the inbox exists, empty, as soon as the receiver runs
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:

@@ -453,7 +453,10 @@ def test_every_drill_alert_reaches_the_inbox_in_time_and_is_resolved_after_the_f
     if os.geteuid() != 0:
         pytest.fail("the disk drill attaches a loop file and mounts it into a container: run the drills as root")
     inbox = Inbox()
-    sh(mon(), f"test -f {INBOX} || (echo 'no inbox: make lab-receiver' >&2; false)")
+    # The receiver's unit, not its inbox file: the receiver wrote the file only when a first alert arrived, so a fresh
+    # lab where nothing had fired yet failed this check (2026-12-04).
+    unit = "lab-alert-receiver.service"
+    sh(mon(), f"systemctl is-active --quiet {unit} || (echo 'no alert receiver: make lab-receiver' >&2; false)")
     drills = [BrokerStopped(timing), DiskFilled(timing), CertificateExpiring(timing), SinkStopped(timing, session)]
     expected = {name for d in drills for name, _labels, _sampled in d.alerts()}
     active = [a["labels"] for a in prometheus("/api/v1/alerts")["alerts"] if a["labels"]["alertname"] in expected]
