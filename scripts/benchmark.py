@@ -6,7 +6,10 @@
 
 What is measured (docs/benchmarks.md keeps the numbers, with the date and the machine):
   - the API: events accepted per second (202 after Kafka acknowledged, acks=all, idempotent and transactional
-    producer) for single-event posts and for batch posts, over HTTP from a concurrent client on the same machine;
+    producer) for single-event posts and for batch posts, over HTTP from a concurrent client on the same machine,
+    side by side with the design it replaces (benchmarks/peer-express: express + kafkajs as the guide describes it,
+    the same Kafka, alternating rounds), and the limit of the same broker for the API's records (Kafka's own
+    ProducerPerformance with the API's producer settings);
   - the sink's write strategy alone: COPY into a temporary table then one INSERT ... ON CONFLICT (what pg_sink does)
     against row-by-row INSERT ... ON CONFLICT, the same rows, the same transaction size;
   - the sink and the writer end to end: events already in Kafka until they are rows in PostgreSQL or in the Delta
@@ -33,13 +36,14 @@ from pathlib import Path
 import httpx
 import psycopg
 from analytics_api.keys import hash_key
-from analytics_common.events import EventRecord, utcnow
+from analytics_common.events import Event, EventRecord, Stamp, utcnow
 from analytics_testing.pki import make_pki
 from analytics_testing.servers import Kafka, Postgres, SeaweedFS, free_port, wait_port
 from confluent_kafka import Producer
 from pg_sink import db as sink_db
 
 KEY = "bench-key-" + uuid.uuid4().hex
+PEER = Path(__file__).resolve().parent.parent / "benchmarks" / "peer-express"
 
 
 def event(i: int, marker: str) -> dict:
@@ -67,7 +71,8 @@ def rate(n: int, seconds: float) -> str:
 # --- the API --------------------------------------------------------------------------------------------------------
 
 
-def start_api(kafka: Kafka, folder: Path, max_batch: int) -> tuple[subprocess.Popen, int]:
+def start_api(kafka: Kafka, folder: Path, max_batch: int, sources: str | None = None) -> tuple[subprocess.Popen, int]:
+    """The API as a process of its own; `sources` (a PYTHONPATH) runs another version of it, to compare."""
     keys = folder / "keys.json"
     keys.write_text(json.dumps({"bench": hash_key(KEY)}))
     port = free_port()
@@ -82,6 +87,8 @@ def start_api(kafka: Kafka, folder: Path, max_batch: int) -> tuple[subprocess.Po
         "API_MAX_BODY_BYTES": str(4 * 1024 * 1024),
         "API_LOG_LEVEL": "warning",
     }
+    if sources:
+        env["PYTHONPATH"] = sources
     log = (folder / "api.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "analytics_api.main"], env=env, stdout=log, stderr=log)
     wait_port(port, 60, proc, folder / "api.log")
@@ -128,41 +135,117 @@ async def post_all(port: int, bodies: list[tuple[str, dict]], concurrency: int) 
     return time.perf_counter() - start, latencies, statuses
 
 
-def bench_api(kafka: Kafka, folder: Path, n: int, concurrency: int, batch: int) -> list[tuple[str, str, str]]:
-    proc, port = start_api(kafka, folder, batch)
-    rows = []
+def start_peer(kafka: Kafka, folder: Path) -> tuple[subprocess.Popen, int] | None:
+    """The design this API replaces (benchmarks/peer-express: express + kafkajs, from the guide's description), on the
+    same Kafka with the API's Kafka user. Its packages come from package-lock.json (npm ci) the first time."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        print("==> no Node.js here: the peer (express + kafkajs) is not measured", file=sys.stderr)
+        return None
+    if not (PEER / "node_modules").is_dir():
+        subprocess.run([npm, "ci", "--ignore-scripts"], cwd=PEER, check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    env = {**os.environ, **kafka.env("PEER_", "analytics-api"), "PEER_PORT": str(port), "PEER_API_KEY": KEY}
+    log = (folder / "peer.log").open("w")
+    proc = subprocess.Popen([node, "server.js"], cwd=PEER, env=env, stdout=log, stderr=log)
+    wait_port(port, 60, proc, folder / "peer.log")
+    return proc, port
+
+
+def producer_limit(kafka: Kafka, folder: Path, n: int, marker: str) -> tuple[float, str]:
+    """What this broker takes from Kafka's own producer (ProducerPerformance, Java, no HTTP) with the API's settings:
+    SASL_SSL, acks=all, idempotent, lz4, linger 5 ms, 256 KiB batches; the records are the API's own (the same JSON,
+    so the same compression)."""
+    stamp = Stamp(utcnow(), {"ip_address": "192.0.2.1", "api_key": "bench"})
+    payload = folder / "payload.txt"
+    payload.write_bytes(b"\n".join(stamp.record(Event.model_validate(event(i, marker))).value for i in range(2000)))
+    props = folder / "perf.properties"
+    props.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="analytics-api" password="{kafka.passwords["analytics-api"]}";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={kafka.pki['ca']}\n"
+    )
+    size = statistics.mean(len(line) for line in payload.read_bytes().split(b"\n"))
+    home = kafka.home()
+    cmd = [
+        *("java", "-Xmx512m", "-cp", f"{home}/libs/*", f"-Dlog4j2.configurationFile={home}/config/tools-log4j2.yaml"),
+        "org.apache.kafka.tools.ProducerPerformance",
+        *("--topic", "analytics-events", "--num-records", str(n), "--throughput", "-1"),
+        *("--payload-file", str(payload), "--producer.config", str(props), "--producer-props"),
+        *("acks=all", "enable.idempotence=true", "compression.type=lz4", "linger.ms=5", "batch.size=262144"),
+        f"bootstrap.servers={kafka.bootstrap}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+    last = [line for line in out.splitlines() if "records sent" in line][-1]
+    per_second = float(last.split(",")[1].split()[0])
+    return per_second, f"{n} records of {size:.0f} bytes (the API's records); {last.split(',', 2)[2].strip()}"
+
+
+def measure(port: int, bodies: list[tuple[str, dict]], concurrency: int, events: int) -> tuple[float, float, float]:
+    """(events/s, p50 ms, p99 ms per request) of one run; every answer must be 202."""
+    secs, lat, statuses = asyncio.run(post_all(port, bodies, concurrency))
+    assert statuses == {202: len(bodies)}, statuses
+    return events / secs, statistics.median(lat) * 1000, statistics.quantiles(lat, n=100)[98] * 1000
+
+
+def bench_api(
+    kafka: Kafka, folder: Path, n: int, concurrency: int, batch: int, rounds: int, peer: bool, sources: str | None
+) -> list[tuple[str, str, str]]:
+    """This API and the peer side by side, in alternating rounds on the same Kafka (the median round is reported),
+    then the producer limit of the same broker."""
+    targets = {"this API": start_api(kafka, folder, batch, sources)}
+    if peer and (started := start_peer(kafka, folder)) is not None:
+        targets["express + kafkajs"] = started
+    rows, results = [], {name: {"single": [], "batch": []} for name in targets}
+    batch_clients = min(concurrency, 8)
     try:
         marker = uuid.uuid4().hex
-        asyncio.run(post_all(port, [("/analytics", event(i, marker)) for i in range(200)], concurrency))  # warm up
-        singles = [("/analytics", event(i, marker)) for i in range(n)]
-        secs, lat, statuses = asyncio.run(post_all(port, singles, concurrency))
-        assert statuses == {202: n}, statuses
-        p50, p99 = statistics.median(lat) * 1000, statistics.quantiles(lat, n=100)[98] * 1000
-        rows.append(
-            (
-                f"API, single events ({concurrency} concurrent clients)",
-                f"{rate(n, secs)} events/s",
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms per request",
-            )
-        )
+        for started in targets.values():  # warm up: connections, JIT, Kafka metadata
+            asyncio.run(post_all(started[1], [("/analytics", event(i, marker)) for i in range(200)], concurrency))
+        singles = [("/analytics", event(i, marker)) for i in range(n // 3)]
         batches = [
             ("/analytics/batch", {"events": [event(i * batch + j, marker) for j in range(batch)]})
-            for i in range(max(n // batch, 1) * 4)
+            for i in range(max(n // batch, 1))
         ]
-        secs, lat, statuses = asyncio.run(post_all(port, batches, min(concurrency, 8)))
-        assert statuses == {202: len(batches)}, statuses
-        total = len(batches) * batch
-        p50 = statistics.median(lat) * 1000
-        rows.append(
-            (
-                f"API, batches of {batch} ({min(concurrency, 8)} concurrent clients)",
-                f"{rate(total, secs)} events/s",
-                f"p50 {p50:.1f} ms per batch",
-            )
-        )
+        for r in range(rounds):
+            for name in list(targets)[:: 1 if r % 2 == 0 else -1]:
+                port = targets[name][1]
+                results[name]["single"].append(measure(port, singles, concurrency, len(singles)))
+                results[name]["batch"].append(measure(port, batches, batch_clients, len(batches) * batch))
     finally:
-        proc.terminate()
-        proc.wait(30)
+        for started in targets.values():
+            started[0].terminate()
+            started[0].wait(30)
+    limit, limit_notes = producer_limit(kafka, folder, n * 5, uuid.uuid4().hex)
+
+    def median_round(name: str, kind: str) -> tuple[float, float, float]:
+        runs = sorted(results[name][kind])
+        return runs[len(runs) // 2]
+
+    for kind, label, clients in (
+        ("single", "single events", concurrency),
+        ("batch", f"batches of {batch}", batch_clients),
+    ):
+        for name in targets:
+            per_second, p50, p99 = median_round(name, kind)
+            all_rates = ", ".join(f"{x[0]:,.0f}" for x in results[name][kind])
+            of_rounds = f"median of {rounds} rounds" if rounds > 1 else "one round"
+            rows.append(
+                (
+                    f"{name}: {label}, {clients} concurrent clients",
+                    f"{per_second:,.0f} events/s",
+                    f"p50 {p50:.1f} ms, p99 {p99:.1f} ms per request; {of_rounds} ({all_rates})",
+                )
+            )
+        if "express + kafkajs" in targets:
+            ours, theirs = median_round("this API", kind)[0], median_round("express + kafkajs", kind)[0]
+            rows.append((f"this API over express + kafkajs, {label}", f"{ours / theirs:.2f}x", "same Kafka, same run"))
+    rows.append(("Producer limit: Kafka's ProducerPerformance, API settings", f"{limit:,.0f} records/s", limit_notes))
+    ours = median_round("this API", "batch")[0]
+    rows.append(
+        (f"this API's batches of {batch} over the producer limit", f"{ours / limit:.0%}", "same broker, same run")
+    )
     return rows
 
 
@@ -326,6 +409,13 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=60000, help="events per measurement (default 60000)")
     ap.add_argument("--concurrency", type=int, default=32, help="concurrent API clients (default 32)")
     ap.add_argument("--batch", type=int, default=100, help="events per API batch post (default 100)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the API and its peer (default 3)")
+    ap.add_argument("--no-peer", action="store_true", help="measure the API without the express + kafkajs peer")
+    ap.add_argument(
+        "--api-pythonpath",
+        metavar="PATH",
+        help="run the API from these sources (a PYTHONPATH: another version's apps/*/src, to compare versions)",
+    )
     ap.add_argument(
         "--only",
         choices=["api", "write", "sink", "writer"],
@@ -351,7 +441,12 @@ def main() -> None:
             weed.start()
         run = uuid.uuid4().hex[:8]
         steps = [
-            ("api", lambda: bench_api(kafka, folder, a.events, a.concurrency, a.batch)),
+            (
+                "api",
+                lambda: bench_api(
+                    kafka, folder, a.events, a.concurrency, a.batch, a.rounds, not a.no_peer, a.api_pythonpath
+                ),
+            ),
             ("write", lambda: bench_write_strategy(postgres, a.events, 5000)),
             ("sink", lambda: [bench_sink(kafka, postgres, a.events, f"pg-sink-bench-{run}")]),
             ("writer", lambda: [bench_writer(kafka, weed, a.events, f"delta-writer-bench-{run}")]),

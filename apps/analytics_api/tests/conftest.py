@@ -8,6 +8,7 @@ from analytics_api.app import create_app
 from analytics_api.config import load_config
 from analytics_api.keys import KeyStore, hash_key
 from analytics_api.producer import KafkaUnavailable
+from analytics_common.events import EventRecord
 
 KEY = "test-key-0123456789abcdefghijkl"
 OTHER_KEY = "rotated-key-0123456789abcdefghij"
@@ -20,10 +21,16 @@ def keys():
 
 
 class FakeProducer:
-    """Stands in for Kafka in the unit tests (the integration tests use a real broker)."""
+    """Stands in for Kafka in the unit tests (the integration tests use a real broker). `sent` holds what a consumer
+    would read: each record's value parsed as an EventRecord (so the produced bytes are checked too); `keys` the
+    records' partition keys."""
 
     def __init__(self):
-        self.sent, self.fail = [], False
+        self.sent, self.keys, self.fail = [], [], False
+
+    def _keep(self, record):
+        self.sent.append(EventRecord.model_validate_json(record.value))
+        self.keys.append(record.key)
 
     async def start(self):
         pass
@@ -37,12 +44,13 @@ class FakeProducer:
     async def send_one(self, record):
         if self.fail:
             raise KafkaUnavailable("down")
-        self.sent.append(record)
+        self._keep(record)
 
     async def send_batch(self, records):
         if self.fail:
             raise KafkaUnavailable("down")
-        self.sent.extend(records)
+        for r in records:
+            self._keep(r)
 
 
 @pytest.fixture

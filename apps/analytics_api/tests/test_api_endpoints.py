@@ -179,6 +179,29 @@ def test_metrics_count_requests_by_status(api):
     assert "kafka_producer_queue_depth" in text
 
 
+def test_the_ingest_routes_answer_as_the_rest_of_the_api(api, caplog):
+    """The ingest routes are plain ASGI (IngestRoutes): still inside CORS and the metrics, other methods get 405,
+    and a bug is a logged 500 without details, counted and not cached."""
+    ok = api.client.post("/analytics", json=event(), headers=dict(H, Origin="https://app.example.com"))
+    assert ok.status_code == 202 and ok.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert ok.headers["content-type"] == "application/json" and ok.headers["cache-control"] == "no-store"
+    for path in ("/analytics", "/analytics/batch"):
+        r = api.client.get(path, headers=H)
+        assert (r.status_code, r.headers["allow"], r.json()) == (405, "POST", {"error": "method not allowed"})
+
+    async def broken(records):
+        raise KeyError("a bug, with a detail that must not leak")
+
+    api.producer.send_batch = broken
+    r = api.client.post("/analytics/batch", json={"events": [event()]}, headers=H)
+    assert (r.status_code, r.json()) == (500, {"error": "internal error"})
+    assert "must not leak" not in r.text and r.headers["cache-control"] == "no-store"
+    assert any(rec.getMessage() == "unhandled error" and rec.exc_info for rec in caplog.records)
+    text = api.client.get("/metrics").text
+    assert 'http_requests_total{method="POST",path="/analytics/batch",status="500"}' in text
+    assert 'http_requests_total{method="GET",path="/analytics",status="405"}' in text
+
+
 def test_client_address_comes_from_a_trusted_proxy_only(api_env, fake_producer):
     from analytics_api.app import create_app
     from analytics_api.config import load_config
@@ -282,7 +305,7 @@ def test_events_without_a_session_are_keyed_by_event_id(api):
     r = api.client.post("/analytics", json=event(session_id=None), headers=H)
     assert r.status_code == 202
     rec = api.producer.sent[-1]
-    assert rec.key() == str(rec.event_id).encode()  # a retried event lands in the same partition
+    assert api.producer.keys[-1] == str(rec.event_id).encode()  # a retried event lands in the same partition
 
 
 def test_503_names_the_event_ids_to_retry_with(api):

@@ -4,6 +4,7 @@ one transaction (all or nothing for read_committed consumers), readiness follows
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -13,8 +14,9 @@ from analytics_api.app import create_app
 from analytics_api.config import load_config
 from analytics_api.keys import KeyStore
 from analytics_api.producer import EventProducer, KafkaUnavailable
-from analytics_common.events import EventRecord, utcnow
+from analytics_common.events import Event, EventRecord, Stamp, utcnow
 from confluent_kafka import Consumer
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 H = {"x-api-key": "test-key-0123456789abcdefghijkl"}  # conftest.py's web key
@@ -85,23 +87,13 @@ def test_single_and_batch_round_trip(kafka_env, kafka):
 
 
 def test_failed_batch_is_invisible_to_consumers(kafka_env, kafka):
-    """A batch whose transaction aborts (here: a record over Kafka's size limit) leaves nothing readable."""
+    """A batch whose transaction aborts (here: a record over the broker's size limit, refused by the broker after the
+    batch's other records were written) leaves nothing readable."""
     cfg = load_config(kafka_env)
     marker = str(uuid.uuid4())
-    now = utcnow()
 
     def rec(size=0):
-        return EventRecord.model_construct(
-            event_id=uuid.uuid4(),
-            event_type="t",
-            session_id="s",
-            user_id=None,
-            timestamp=now,
-            page=None,
-            properties={"marker": marker, "pad": "x" * size},
-            received_at=now,
-            metadata={},
-        )
+        return kafka_record(marker, size)
 
     async def go():
         p = EventProducer(cfg)
@@ -116,6 +108,52 @@ def test_failed_batch_is_invisible_to_consumers(kafka_env, kafka):
     asyncio.run(go())
     got = read_all(kafka, marker, 1)
     assert len(got) == 1, "records of the aborted batch were visible"
+
+
+def kafka_record(marker, size=0, session="s"):
+    now = utcnow()
+    e = Event.model_validate({"event_type": "t", "session_id": session, "properties": {"marker": marker}})
+    if size:  # past the contract's limits on purpose, and incompressible: a record the broker refuses
+        e = Event.model_construct(**{**dict(e), "properties": {"marker": marker, "pad": os.urandom(size // 2).hex()}})
+    return Stamp(now, {"api_key": "test"}).record(e)
+
+
+def committed(outcome="committed"):
+    return REGISTRY.get_sample_value("kafka_producer_transactions_total", {"outcome": outcome}) or 0.0
+
+
+def test_concurrent_batches_share_transactions_and_each_stays_whole(kafka_env, kafka):
+    """Group commit: 40 batches sent at once are committed in fewer transactions than batches, every record once.
+    Then a batch Kafka refuses (a record over its request size) among good ones: every batch is still all or nothing
+    (its request hears 202 and all of it is readable, or hears 503 and none of it is), whichever shared its group."""
+    cfg = load_config(kafka_env)
+    marker, bad_marker = str(uuid.uuid4()), str(uuid.uuid4())
+    batches = [[kafka_record(marker, session=f"s{b}-{i % 3}") for i in range(50)] for b in range(40)]
+
+    async def go():
+        p = EventProducer(cfg)
+        await p.start()
+        try:
+            before = committed()
+            await asyncio.gather(*(p.send_batch(b) for b in batches))
+            grouped = committed() - before
+            first = asyncio.ensure_future(p.send_batch([kafka_record(bad_marker)]))  # in flight while the rest queue
+            mixed = [[kafka_record(bad_marker, session=f"m{b}") for _i in range(10)] for b in range(12)]
+            mixed[5][3] = kafka_record(bad_marker, 2 * 1024 * 1024)
+            results = await asyncio.gather(first, *(p.send_batch(b) for b in mixed), return_exceptions=True)
+            return grouped, [[kafka_record(bad_marker)], *mixed], results
+        finally:
+            await p.stop()
+
+    grouped, mixed, results = asyncio.run(go())
+    assert 1 <= grouped < len(batches), f"{grouped} transactions for {len(batches)} concurrent batches"
+    got = read_all(kafka, marker, 2000)
+    assert sorted(str(r.event_id) for r in got) == sorted(str(r.event_id) for b in batches for r in b)
+    assert isinstance(results[6], KafkaUnavailable)
+    assert all(r is None or isinstance(r, KafkaUnavailable) for r in results), results
+    accepted = {str(r.event_id) for b, res in zip(mixed, results, strict=True) if res is None for r in b}
+    seen = [str(r.event_id) for r in read_all(kafka, bad_marker, len(accepted))]
+    assert sorted(seen) == sorted(accepted), "a batch was half in Kafka, or an accepted one missing"
 
 
 def test_unreachable_kafka_gives_503_quickly(api_env):

@@ -13,8 +13,20 @@ from analytics_api.ingest import Ingest
 from analytics_api.keys import KeyStore, hash_key
 from analytics_api.problems import HTTPProblem, unavailable, validation_problem
 from analytics_api.ratelimit import RateLimiter
-from analytics_common.events import Event, utcnow
+from analytics_common.events import (
+    MAX_PROPERTIES_BYTES,
+    ContractError,
+    Event,
+    EventRecord,
+    Stamp,
+    compact_json,
+    json_larger_than,
+    utcnow,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
+from pydantic_core import to_json
 from starlette.requests import Request
 
 
@@ -95,9 +107,42 @@ def test_ingest_stamps_the_apis_own_metadata():
     ingest = Ingest(None, None, ClientAddress([]), 1024, 10)
     event = Event.model_validate({"event_type": "click", "session_id": "s", "event_id": str(uuid.uuid4())})
     ua = "Mozilla/5.0\x07 (X11)"
-    record = ingest.record(event, request(headers={"user-agent": ua}), "web", utcnow())
+    out = ingest.stamp(request(headers={"user-agent": ua}), "web").record(event)
+    record = EventRecord.model_validate_json(out.value)
     assert record.metadata["ip_address"] == "192.0.2.7" and record.metadata["api_key"] == "web"
-    assert "\x07" not in record.metadata["user_agent"] and record.event_id == event.event_id
+    assert "\x07" not in record.metadata["user_agent"] and record.event_id == event.event_id == out.event_id
+    assert out.key == b"s"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"event_type": "click"},
+        {
+            "event_type": "page_view",
+            "session_id": "s\u00e8",
+            "user_id": "u",
+            "page": "/\u2028",
+            "properties": {"a": [1.5]},
+        },
+        {"event_type": "x", "timestamp": "2026-12-01T10:00:00+02:00", "properties": {'k"ey': {"n": None, "t": True}}},
+    ],
+)
+def test_a_stamped_record_is_the_bytes_an_event_record_would_produce(fields):
+    """The API splices its fields into the event's JSON instead of building an EventRecord per event: the bytes must
+    be the same, so every consumer reads exactly what it read before."""
+    event = Event.model_validate(fields)
+    received, meta = utcnow(), {"ip_address": "2001:db8::1", "api_key": "web", "user_agent": "agent \u00e9"}
+    out = Stamp(received, meta).record(event)
+    whole = EventRecord.model_validate({**event.model_dump(), "received_at": received, "metadata": meta})
+    assert out.value == whole.to_kafka()
+    assert out.key == whole.key()
+    assert EventRecord.model_validate_json(out.value) == whole
+
+
+def test_a_stamp_checks_the_apis_own_metadata_against_the_contract():
+    with pytest.raises(ContractError, match=r"metadata\.user_agent: contains a NUL"):
+        Stamp(utcnow(), {"user_agent": "a\x00b"})
 
 
 def test_property_keys_are_kept_as_sent_while_the_text_fields_are_trimmed():
@@ -108,3 +153,36 @@ def test_property_keys_are_kept_as_sent_while_the_text_fields_are_trimmed():
     )
     assert e.user_id == "u1"
     assert e.properties == {"è ": [], "è": 1, " k": {" inner ": " v "}}
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")),
+    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=8), inner, max_size=8),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), _json_values, max_size=8), slack=st.integers(-40, 40))
+def test_the_fast_size_check_decides_as_the_exact_one(value, slack):
+    """Floats with exponents, escapes and non-ASCII text, limits on both sides of the exact size (and far below)."""
+    exact = len(compact_json(value).encode())
+    for limit in (max(exact + slack, 0), exact, exact - 1, 2 * exact):
+        assert json_larger_than(value, limit) == (exact > limit), (limit, exact)
+
+
+def test_properties_over_the_size_limit_are_refused_naming_the_field():
+    filler = "x" * (MAX_PROPERTIES_BYTES - len(compact_json({"p": ""}).encode()))
+    assert len(compact_json({"p": filler}).encode()) == MAX_PROPERTIES_BYTES
+    Event.model_validate({"event_type": "t", "properties": {"p": filler}})  # exactly the limit: stored
+    with pytest.raises(ValidationError) as e:
+        Event.model_validate({"event_type": "t", "properties": {"p": filler + "é"}})
+    assert validation_problem(e.value).extra["field"] == "properties"
+    floats = {"f": [1e-7] * 3000}  # pydantic writes 1e-7, compact_json 1e-07: only the exact count refuses it
+    assert len(to_json(floats)) <= MAX_PROPERTIES_BYTES < len(compact_json(floats).encode())
+    with pytest.raises(ValidationError, match="larger than 16384 bytes"):
+        Event.model_validate({"event_type": "t", "properties": floats})

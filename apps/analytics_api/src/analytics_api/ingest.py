@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from analytics_common.events import Event, EventRecord, clean_header, utcnow
+from analytics_common.events import Event, Stamp, clean_header, utcnow
 from pydantic import ValidationError
 from starlette.requests import Request
 
@@ -24,13 +24,13 @@ class Ingest:
         self.producer, self.guard, self.address = producer, guard, address
         self.max_body_bytes, self.max_batch = max_body_bytes, max_batch
 
-    def record(self, event: Event, request: Request, key_name: str, received) -> EventRecord:
+    def stamp(self, request: Request, key_name: str) -> Stamp:
+        """The API's metadata of this request's events, made once per request (a batch shares it)."""
         meta = {"ip_address": self.address(request), "api_key": key_name}
         ua = clean_header(request.headers.get("user-agent"))
         if ua:
             meta["user_agent"] = ua
-        # The event was validated against the contract just now; the metadata is the API's own, cleaned above.
-        return EventRecord.model_construct(**dict(event), received_at=received, metadata=meta)
+        return Stamp(utcnow(), meta)
 
     async def _read(self, request: Request):
         key_name = self.guard(request)
@@ -45,7 +45,7 @@ class Ingest:
         except ValidationError as e:
             raise validation_problem(e) from None
         try:
-            await self.producer.send_one(self.record(event, request, key_name, utcnow()))
+            await self.producer.send_one(self.stamp(request, key_name).record(event))
         except KafkaUnavailable:
             raise unavailable(event_id=str(event.event_id)) from None
         EVENTS.inc()
@@ -59,8 +59,7 @@ class Ingest:
             raise HTTPProblem(422, "invalid field 'events': expected a non-empty list", field="events")
         if len(items) > self.max_batch:
             raise HTTPProblem(413, f"batch of {len(items)} events exceeds the limit of {self.max_batch}")
-        received = utcnow()
-        records = []
+        events = []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise HTTPProblem(422, f"invalid field 'events.{i}': expected a JSON object", field=f"events.{i}")
@@ -68,14 +67,15 @@ class Ingest:
                 event = Event.model_validate(item)
             except ValidationError as e:
                 raise validation_problem(e, f"events.{i}.") from None
-            records.append(self.record(event, request, key_name, received))
-        ids = [str(r.event_id) for r in records]
+            events.append(event)
+        ids = [str(e.event_id) for e in events]
         if len(set(ids)) != len(ids):
             raise HTTPProblem(422, "invalid field 'events': duplicate event_id in the batch", field="events")
+        stamp = self.stamp(request, key_name)
         try:
-            await self.producer.send_batch(records)
+            await self.producer.send_batch([stamp.record(e) for e in events])
         except KafkaUnavailable:
             raise unavailable(event_ids=ids) from None
-        EVENTS.inc(len(records))
-        log.info("batch received", extra={"batch_size": len(records)})
-        return {"status": "accepted", "count": len(records), "event_ids": ids}
+        EVENTS.inc(len(events))
+        log.info("batch received", extra={"batch_size": len(events)})
+        return {"status": "accepted", "count": len(events), "event_ids": ids}

@@ -20,10 +20,11 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
+from pydantic_core import to_json
 
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_DEPTH = 16  # properties itself is level 1: {"a": {"b": 1}} is nested 2 deep
@@ -99,6 +100,18 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def json_larger_than(value: Any, limit: int) -> bool:
+    """Whether compact_json(value) is longer than `limit` UTF-8 bytes, for a value check_json accepted.
+
+    pydantic's serialiser (Rust) gives a close length several times faster than json.dumps: the two differ only in how
+    some floats are written (json.dumps "1e-07" against "1e-7", "1e-05" against "0.00001"), json.dumps at most one
+    byte longer for a number pydantic writes in at least four. So compact_json is never longer than twice pydantic's:
+    a value of at most half the limit by pydantic's count is within it; only larger ones are measured exactly."""
+    if 2 * len(to_json(value)) <= limit:
+        return False
+    return len(compact_json(value).encode()) > limit
+
+
 PropertyKey = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
@@ -138,7 +151,7 @@ class Event(BaseModel):
     @classmethod
     def _properties_storable(cls, v: dict[str, Any]) -> dict[str, Any]:
         check_json("properties", v)
-        if len(compact_json(v).encode()) > MAX_PROPERTIES_BYTES:
+        if json_larger_than(v, MAX_PROPERTIES_BYTES):
             raise ContractError("properties", f"is larger than {MAX_PROPERTIES_BYTES} bytes")
         return v
 
@@ -166,6 +179,43 @@ class EventRecord(Event):
     def key(self) -> bytes:
         """The partition key: the session (events of a session stay in order), else the event itself."""
         return (self.session_id or str(self.event_id)).encode()
+
+
+class KafkaRecord(NamedTuple):
+    """One event as the API produces it: the partition key and the record's JSON (an EventRecord), made once."""
+
+    event_id: UUID
+    key: bytes
+    value: bytes
+
+
+_DATETIME_JSON = TypeAdapter(datetime)
+
+
+class Stamp:
+    """What the API adds to every event of one request (received_at and metadata), serialised once for the request.
+
+    A record is the event's own JSON (pydantic's serialisation of the validated Event) with these two fields spliced
+    in before its closing brace: the same bytes as EventRecord(...).to_kafka() without building an EventRecord per
+    event (that was a third of the batch path's CPU)."""
+
+    def __init__(self, received_at: datetime, metadata: dict[str, Any]):
+        check_json("metadata", metadata)
+        self.received_at, self.metadata = received_at, metadata
+        self._tail = b"".join(
+            (
+                b',"received_at":',
+                _DATETIME_JSON.dump_json(received_at),
+                b',"metadata":',
+                compact_json(metadata).encode(),
+                b"}",
+            )
+        )
+
+    def record(self, event: Event) -> KafkaRecord:
+        value = Event.__pydantic_serializer__.to_json(event)
+        key = event.session_id or str(event.event_id)
+        return KafkaRecord(event.event_id, key.encode(), value[:-1] + self._tail)
 
 
 def clean_header(value: str | None, limit: int = MAX_USER_AGENT) -> str | None:
