@@ -6,10 +6,10 @@ The parts, each tested on its own: auth (client address, key, rate limit), body 
 
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import asynccontextmanager
 
+from analytics_common.events import compact_json
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -25,10 +25,6 @@ from analytics_api.producer import EventProducer
 from analytics_api.ratelimit import RateLimiter
 
 log = logging.getLogger("analytics-api")
-
-
-def _json_body(content) -> bytes:
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 class IngestRoutes:
@@ -59,7 +55,7 @@ class IngestRoutes:
             except Exception as e:  # a bug must not leak details; it is logged and counted as 500
                 log.exception("unhandled error", extra={"error": type(e).__name__})
                 status, content = 500, {"error": "internal error"}
-        body = _json_body(content)
+        body = compact_json(content).encode()
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

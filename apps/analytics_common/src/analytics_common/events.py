@@ -177,8 +177,12 @@ class EventRecord(Event):
         return self.model_dump_json().encode()
 
     def key(self) -> bytes:
-        """The partition key: the session (events of a session stay in order), else the event itself."""
-        return (self.session_id or str(self.event_id)).encode()
+        return partition_key(self.session_id, self.event_id)
+
+
+def partition_key(session_id: str | None, event_id: UUID) -> bytes:
+    """The partition key: the session (events of a session stay in order), else the event itself."""
+    return (session_id or str(event_id)).encode()
 
 
 class KafkaRecord(NamedTuple):
@@ -201,7 +205,6 @@ class Stamp:
 
     def __init__(self, received_at: datetime, metadata: dict[str, Any]):
         check_json("metadata", metadata)
-        self.received_at, self.metadata = received_at, metadata
         self._tail = b"".join(
             (
                 b',"received_at":',
@@ -214,8 +217,7 @@ class Stamp:
 
     def record(self, event: Event) -> KafkaRecord:
         value = Event.__pydantic_serializer__.to_json(event)
-        key = event.session_id or str(event.event_id)
-        return KafkaRecord(event.event_id, key.encode(), value[:-1] + self._tail)
+        return KafkaRecord(event.event_id, partition_key(event.session_id, event.event_id), value[:-1] + self._tail)
 
 
 def clean_header(value: str | None, limit: int = MAX_USER_AGENT) -> str | None:
