@@ -32,15 +32,20 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
 from analytics_api.keys import hash_key
 from analytics_common.events import Event, EventRecord, Stamp, utcnow
+from analytics_testing.fixtures import sink_grants
 from analytics_testing.pki import make_pki
 from analytics_testing.servers import Kafka, Postgres, SeaweedFS, free_port, wait_port
 from confluent_kafka import Producer
 from pg_sink import db as sink_db
+
+if TYPE_CHECKING:  # a type only: the script also measures older consumers (PYTHONPATH=<their apps/*/src>)
+    from analytics_common.events import StoredEvent
 
 KEY = "bench-key-" + uuid.uuid4().hex
 PEER = Path(__file__).resolve().parent.parent / "benchmarks" / "peer-express"
@@ -252,39 +257,45 @@ def bench_api(
 # --- the sink's write strategy --------------------------------------------------------------------------------------
 
 
-def write_row_by_row(conn: psycopg.Connection, records: list[EventRecord]) -> int:
-    """The baseline: one INSERT ... ON CONFLICT per event, each a round trip to the server, in one transaction per
-    batch (psycopg's executemany would pipeline them, which is already a kind of batching)."""
+def copy_straight(conn: psycopg.Connection, records: list[StoredEvent]) -> int:
+    """The limit: the same rows COPY-ed straight into the events table (its indexes, no claim of the event_ids, no
+    conflict handling), one transaction per batch, sent as pg_sink sends them."""
     cols = ", ".join(sink_db.COLUMNS)
-    marks = ", ".join(["%s"] * len(sink_db.COLUMNS))
-    query = f"INSERT INTO analytics_events ({cols}) VALUES ({marks}) ON CONFLICT (event_id, event_time) DO NOTHING"  # noqa: S608
-    with conn.transaction(), conn.cursor() as cur:
+    with conn.transaction(), conn.cursor() as cur, cur.copy(f"COPY analytics_events ({cols}) FROM STDIN") as copy:
+        copy.set_types(sink_db.COPY_TYPES)
         for r in records:
-            cur.execute(query, sink_db.row(r))
-        return len(records)
+            copy.write_row(r)
+    return len(records)
 
 
-def bench_write_strategy(postgres: Postgres, n: int, batch: int) -> list[tuple[str, str, str]]:
-    rows = []
+SINK_WRITE = "COPY + INSERT ... SELECT (pg_sink's write)"
+RAW_COPY = "COPY straight into the table (the limit)"
+
+
+def bench_write_strategy(postgres: Postgres, n: int, batch: int, rounds: int = 2) -> list[tuple[str, str, str]]:
+    """pg_sink's write (the event_ids claimed, conflicts skipped) against the raw COPY of the same rows, alternating
+    rounds on one server; the best round of each."""
+    best: dict[str, float] = {}
     with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
-        for name, write in (
-            ("COPY + INSERT ... SELECT (pg_sink)", sink_db.write_events),
-            ("row-by-row INSERT (baseline)", write_row_by_row),
-        ):
-            marker = uuid.uuid4().hex
-            records = [record(i, marker) for i in range(n)]
-            start = time.perf_counter()
-            for i in range(0, n, batch):
-                write(conn, records[i : i + batch])
-            secs = time.perf_counter() - start
-            got = conn.execute(
-                "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s", (marker,)
-            ).fetchone()[0]
-            assert got == n, (name, got)
-            rows.append((f"PostgreSQL write, {name}, batches of {batch}", f"{rate(n, secs)} rows/s", f"{n} rows"))
-    copy, by_row = (float(r[1].split()[0].replace(",", "")) for r in rows)
-    rows.append(("COPY over row-by-row", f"{copy / by_row:.1f}x", "same rows, same transactions"))
-    return rows
+        for _round in range(rounds):
+            for name, write in ((SINK_WRITE, sink_db.write_events), (RAW_COPY, copy_straight)):
+                marker = uuid.uuid4().hex
+                records = [record(i, marker).stored() for i in range(n)]
+                start = time.perf_counter()
+                for i in range(0, n, batch):
+                    write(conn, records[i : i + batch])
+                secs = time.perf_counter() - start
+                got = conn.execute(
+                    "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s", (marker,)
+                ).fetchone()[0]
+                assert got == n, (name, got)
+                best[name] = max(best.get(name, 0.0), n / secs)
+    notes = f"{n} rows in batches of {batch}, one transaction each; best of {rounds} alternating rounds"
+    return [
+        (f"PostgreSQL write: {SINK_WRITE}", f"{best[SINK_WRITE]:,.0f} rows/s", notes),
+        (f"PostgreSQL write: {RAW_COPY}", f"{best[RAW_COPY]:,.0f} rows/s", notes),
+        ("pg_sink's write over the raw COPY", f"{best[SINK_WRITE] / best[RAW_COPY]:.0%}", "same rows, same server"),
+    ]
 
 
 # --- the consumers end to end ---------------------------------------------------------------------------------------
@@ -324,6 +335,9 @@ def run_until(consumer, counted, n: int, timeout: float = 600) -> tuple[float, f
         t.join(60)
 
 
+SINK_END_TO_END = "pg_sink end to end (Kafka -> PostgreSQL, batches of 5000 or 1 s)"
+
+
 def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[str, str, str]:
     from pg_sink.config import load_config
     from pg_sink.sink import Sink
@@ -334,8 +348,8 @@ def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[st
     with psycopg.connect(postgres.dsn(), autocommit=True) as c:
         c.execute("DROP ROLE IF EXISTS analytics_sink")
         c.execute(f"CREATE ROLE analytics_sink LOGIN PASSWORD '{password}'")
-        c.execute("GRANT INSERT, SELECT (event_id, event_time) ON analytics_events TO analytics_sink")
-        c.execute("GRANT TEMPORARY ON DATABASE analytics TO analytics_sink")
+        for grant in sink_grants():  # what the postgresql role grants the sink
+            c.execute(grant)
     env = {
         **kafka.env("PGSINK_", "pg-sink"),
         "PGSINK_GROUP": group,
@@ -355,14 +369,16 @@ def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[st
     startup, per_second = run_until(Sink(load_config(env)), counted, n)
     conn.close()
     return (
-        "pg_sink end to end (Kafka -> PostgreSQL, batches of 5000 or 1 s)",
+        SINK_END_TO_END,
         f"{per_second:,.0f} rows/s",
         f"{n} events already in Kafka; first rows after {startup:.1f} s (group join), then this rate",
     )
 
 
-def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str) -> tuple[str, str, str]:
-    import pyarrow.compute as pc
+def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str, dedup: str, batch: int) -> tuple[str, str, str]:
+    """The writer from a full topic into a table of its own, with dedup by event_id (a merge per batch: the default)
+    or by offsets only (plain appends)."""
+    import pyarrow as pa
     from delta_writer.config import load_config
     from delta_writer.table import EventTable
     from delta_writer.writer import Writer
@@ -378,29 +394,30 @@ def bench_writer(kafka: Kafka, weed: SeaweedFS, n: int, group: str) -> tuple[str
         "DELTA_S3_ACCESS_KEY": access,
         "DELTA_S3_SECRET_KEY": secret,
         "DELTA_S3_CA_FILE": str(weed.pki["ca"]),
-        "DELTA_BATCH_ROWS": "10000",
+        "DELTA_BATCH_ROWS": str(batch),
         "DELTA_BATCH_SECONDS": "5",
+        "DELTA_DEDUP": dedup,
         "DELTA_METRICS_PORT": "0",
         "DELTA_LOG_LEVEL": "warning",
     }
     cfg = load_config(env)
     table = EventTable(cfg)
-    seen = {"at": 0.0, "rows": 0}
 
-    def counted():
-        if time.time() - seen["at"] > 1:  # reading the table costs: once a second
-            dt = table.open()
-            if dt is not None:
-                t = dt.to_pyarrow_table(columns=["properties"])
-                seen["rows"] = t.filter(pc.match_substring(t["properties"], marker)).num_rows
-            seen["at"] = time.time()
-        return seen["rows"]
+    def files() -> pa.Table:
+        dt = table.open()
+        return pa.table(dt.get_add_actions(flatten=True)) if dt is not None else None
+
+    def counted():  # the rows the table's log says its files hold: no data read (the table is this run's alone)
+        added = files()
+        return sum(added.column("num_records").to_pylist()) if added is not None else 0
 
     startup, per_second = run_until(Writer(cfg), counted, n)
+    sizes = files().column("size_bytes").to_pylist()
     return (
-        "delta_writer end to end (Kafka -> Delta on S3, batches of 10000 or 5 s)",
+        f"delta_writer end to end (Kafka -> Delta on S3, batches of {batch} or 5 s), DELTA_DEDUP={dedup}",
         f"{per_second:,.0f} rows/s",
-        f"{n} events already in Kafka; first commit after {startup:.1f} s, then this rate",
+        f"{n} events already in Kafka; first commit after {startup:.1f} s, then this rate; {len(sizes)} data files,"
+        f" median {statistics.median(sizes) / 1e6:.1f} MB",
     )
 
 
@@ -409,6 +426,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=60000, help="events per measurement (default 60000)")
     ap.add_argument("--concurrency", type=int, default=32, help="concurrent API clients (default 32)")
     ap.add_argument("--batch", type=int, default=100, help="events per API batch post (default 100)")
+    ap.add_argument(
+        "--writer-events", type=int, default=300000, help="events for delta_writer's measurement (default 300000)"
+    )
+    ap.add_argument(
+        "--writer-batch", type=int, default=50000, help="delta_writer's DELTA_BATCH_ROWS (default 50000, the default)"
+    )
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the API and its peer (default 3)")
     ap.add_argument("--no-peer", action="store_true", help="measure the API without the express + kafkajs peer")
     ap.add_argument(
@@ -428,7 +451,8 @@ def main() -> None:
     for sub in ("pki", "kafka", "weed"):
         (folder / sub).mkdir()
     pki = make_pki(folder / "pki")
-    kafka, postgres, weed = Kafka(folder / "kafka", pki), Postgres(dict(pki)), SeaweedFS(folder / "weed", pki)
+    kafka, weed = Kafka(folder / "kafka", pki), SeaweedFS(folder / "weed", pki)
+    postgres = Postgres(dict(pki)) if only & {"write", "sink"} else None  # its folder is made at once
     rows: list[tuple[str, str, str]] = []
     try:
         print("==> starting Kafka, PostgreSQL and SeaweedFS", file=sys.stderr)
@@ -449,12 +473,25 @@ def main() -> None:
             ),
             ("write", lambda: bench_write_strategy(postgres, a.events, 5000)),
             ("sink", lambda: [bench_sink(kafka, postgres, a.events, f"pg-sink-bench-{run}")]),
-            ("writer", lambda: [bench_writer(kafka, weed, a.events, f"delta-writer-bench-{run}")]),
+            (
+                "writer",
+                lambda: [
+                    bench_writer(
+                        kafka, weed, a.writer_events, f"delta-writer-bench-{dedup}-{run}", dedup, a.writer_batch
+                    )
+                    for dedup in ("event_id", "offsets")
+                ],
+            ),
         ]
         for name, step in steps:
             if name in only:
                 print(f"==> {name}", file=sys.stderr)
                 rows += step()
+        results = {r[0]: r[1] for r in rows}
+        raw, sink = results.get(f"PostgreSQL write: {RAW_COPY}"), results.get(SINK_END_TO_END)
+        if raw and sink:
+            ratio = float(sink.split()[0].replace(",", "")) / float(raw.split()[0].replace(",", ""))
+            rows.append(("pg_sink end to end over the raw COPY", f"{ratio:.0%}", "same server, same run"))
     finally:
         kafka.stop()
         if only & {"write", "sink"}:

@@ -44,7 +44,7 @@ def table(seaweedfs):
         for etype, per_hour in plan.items():
             ts = now - timedelta(hours=2 - hour_index)
             recs += [
-                EventRecord(event_id=uuid.uuid4(), event_type=etype, timestamp=ts, received_at=ts)
+                EventRecord(event_id=uuid.uuid4(), event_type=etype, timestamp=ts, received_at=ts).stored()
                 for _n in range(per_hour[hour_index])
             ]
         table.append(to_arrow(recs), {("analytics-events", 0): hour_index})
@@ -110,7 +110,7 @@ def test_the_dashboard_identity_cannot_write(seaweedfs, table):
     from delta_writer.table import to_arrow
 
     now = datetime.now(UTC)
-    row = to_arrow([EventRecord(event_id=uuid.uuid4(), event_type="x", timestamp=now, received_at=now)])
+    row = to_arrow([EventRecord(event_id=uuid.uuid4(), event_type="x", timestamp=now, received_at=now).stored()])
     with pytest.raises(Exception, match=r"(?i)access denied|forbidden|403"):
         write_deltalake(table[0], row, mode="append", storage_options=opts)
 

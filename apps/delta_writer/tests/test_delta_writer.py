@@ -81,9 +81,9 @@ def run_writer(cfg):
 def test_rows_equal_events_in_few_files(kafka, env):
     cfg = load_config({**env, "DELTA_BATCH_ROWS": "1000", "DELTA_BATCH_SECONDS": "3"})
     marker = str(uuid.uuid4())
+    produce(kafka, [record(marker) for _n in range(3000)])  # all waiting: the batches fill by size, not by time
     w, t = run_writer(cfg)
     try:
-        produce(kafka, [record(marker) for _n in range(3000)])
         assert wait_rows(cfg, marker, (3000, 3000)) == (3000, 3000)
     finally:
         w.stop()
@@ -178,8 +178,10 @@ def test_concurrent_commits_are_safe_on_seaweedfs(env):
     cfg = load_config({**env, "DELTA_DEDUP": "offsets"})
     marker = str(uuid.uuid4())
     table = EventTable(cfg)
-    table.append(to_arrow([record(marker)]), {("t", 99): 0})  # create the table
-    errors = concurrently(4, 8, lambda i, j: table.append(to_arrow([record(marker) for _n in range(5)]), {("t", i): j}))
+    table.append(to_arrow([record(marker).stored()]), {("t", 99): 0})  # create the table
+    errors = concurrently(
+        4, 8, lambda i, j: table.append(to_arrow([record(marker).stored() for _n in range(5)]), {("t", i): j})
+    )
     assert errors == []
     dt = table.open()
     assert dt.version() == 32  # 1 create + 4 x 8 appends, no commit lost or overwritten
@@ -193,11 +195,14 @@ def test_concurrent_merges_write_every_event_once(env):
     cfg = load_config(env)
     marker = str(uuid.uuid4())
     table = EventTable(cfg)
-    table.append(to_arrow([record(marker)]), {("t", 99): 0})
+    table.append(to_arrow([record(marker).stored()]), {("t", 99): 0})
     shared = record(marker)
 
     def commit(i, j):
-        table.append(to_arrow([record(marker) for _n in range(5)] + ([shared] if j == 0 else [])), {("t", i): j})
+        table.append(
+            to_arrow([record(marker).stored() for _n in range(5)] + ([shared.stored()] if j == 0 else [])),
+            {("t", i): j},
+        )
 
     errors = concurrently(3, 3, commit)
     assert errors == []
@@ -210,13 +215,13 @@ def test_event_id_dedup_drops_retried_posts(env):
     marker = str(uuid.uuid4())
     table = EventTable(cfg)
     first = [record(marker) for _n in range(20)]
-    table.append(to_arrow(first), {("t", 0): 0})
+    table.append(to_arrow([r.stored() for r in first]), {("t", 0): 0})
     # Five retried events (one without a client timestamp: the API gave the retry a later time, here the next day)
     # and three new ones.
     later = first[0].timestamp + dt.timedelta(days=1)
     again = [first[0].model_copy(update={"timestamp": later, "received_at": later}), *first[1:5]]
     again += [record(marker) for _n in range(3)]
-    assert table.append(to_arrow(again), {("t", 0): 1}) == 3
+    assert table.append(to_arrow([r.stored() for r in again]), {("t", 0): 1}) == 3
     assert rows(cfg, marker) == (23, 23)
 
 
@@ -288,8 +293,8 @@ def test_rows_arrow_refuses_are_returned_and_the_rest_written(kafka, env):
     the commit refuses it again (so it is parked) without writing the others twice."""
     cfg = load_config({**env, "DELTA_DEDUP": "offsets"})
     marker = str(uuid.uuid4())
-    good = [record(marker) for _n in range(5)]
-    bad = EventRecord.model_construct(**{**dict(good[0]), "event_id": uuid.uuid4(), "page": "\ud800"})
+    good = [record(marker).stored() for _n in range(5)]
+    bad = good[0]._replace(event_id=str(uuid.uuid4()), page="\ud800")
     batch = [*good[:2], bad, *good[2:]]
     w = Writer(cfg)
     w.positions = [("t", 0, i) for i in range(len(batch))]
@@ -307,7 +312,7 @@ def test_maintenance_compacts_vacuums_and_restores(env):
     marker = str(uuid.uuid4())
     table = EventTable(cfg)
     for i in range(6):
-        table.append(to_arrow([record(marker) for _n in range(10)]), {("t", 0): i})
+        table.append(to_arrow([record(marker).stored() for _n in range(10)]), {("t", 0): i})
     dt = table.open()
     before = len(dt.file_uris())
     v_before = dt.version()

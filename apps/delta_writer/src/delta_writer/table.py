@@ -20,7 +20,7 @@ import datetime as dt
 import os
 
 import pyarrow as pa
-from analytics_common.events import EventRecord, compact_json
+from analytics_common.events import StoredEvent
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
@@ -57,26 +57,23 @@ def storage_options(cfg) -> dict:
     }
 
 
-def to_arrow(records: list[EventRecord]) -> pa.Table:
-    cols = {name: [] for name in SCHEMA.names}
-    for r in records:
-        cols["event_id"].append(str(r.event_id))
-        cols["event_type"].append(r.event_type)
-        cols["session_id"].append(r.session_id)
-        cols["user_id"].append(r.user_id)
-        cols["event_time"].append(r.timestamp)
-        cols["received_at"].append(r.received_at)
-        cols["page"].append(r.page)
-        cols["properties"].append(compact_json(r.properties))
-        cols["metadata"].append(compact_json(r.metadata))
-        cols["event_date"].append(r.timestamp.date())
-    return pa.table(cols, schema=SCHEMA)
+def to_arrow(records: list[StoredEvent]) -> pa.Table:
+    """The batch as Arrow columns: the rows transposed at once, each column converted in one call."""
+    if not records:
+        return SCHEMA.empty_table()
+    (event_id, event_type, session_id, user_id, event_time, received_at, page, properties, metadata) = zip(
+        *records, strict=True
+    )
+    columns = [event_id, event_type, session_id, user_id, event_time, received_at, page, properties, metadata]
+    # The partition: the event's date where it happened (its own UTC offset), as the table has always had it.
+    columns.append([t.date() for t in event_time])
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA)
 
 
 CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError)
 
 
-def to_arrow_isolated(records: list[EventRecord]) -> tuple[pa.Table, list[int], list[tuple[int, str]]]:
+def to_arrow_isolated(records: list[StoredEvent]) -> tuple[pa.Table, list[int], list[tuple[int, str]]]:
     """The batch as Arrow: (table, the index of the record behind each row, the refused records as (index, reason)).
     A record Arrow refuses is left out; the others are all there."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from analytics_common.consumer import BatchConsumer, Written
-from analytics_common.events import EventRecord, first_per_event
+from analytics_common.events import StoredEvent, first_per_event
 from deltalake.exceptions import DeltaError
 
 from delta_writer.table import EventTable, to_arrow_isolated
@@ -38,7 +38,7 @@ class Writer(BatchConsumer):
                         tp.offset = done[tp.partition] + 1
         consumer.assign(partitions)
 
-    def write(self, records: list[EventRecord], offsets) -> Written:
+    def write(self, records: list[StoredEvent], offsets) -> Written:
         if self.unsure:
             self._learn_written(offsets)
         keep = first_per_event(records)  # a retried event twice in one batch: its first copy, as across batches

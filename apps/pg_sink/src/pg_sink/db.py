@@ -15,9 +15,8 @@ reads those records from Kafka again instead of trusting Kafka's committed offse
 from __future__ import annotations
 
 import psycopg
-from analytics_common.events import EventRecord
+from analytics_common.events import StoredEvent
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 COLUMNS = (
     "event_id",
@@ -31,6 +30,8 @@ COLUMNS = (
     "metadata",
 )
 TYPES = ("uuid", "text", "text", "text", "timestamptz", "timestamptz", "text", "jsonb", "jsonb")
+# How the rows are sent (COPY's text format): a StoredEvent as it is, the server parses the uuid and the JSON text.
+COPY_TYPES = ["text", "text", "text", "text", "timestamptz", "timestamptz", "text", "text", "text"]
 # Errors that are about the rows, not about the server or the connection: class 22 (data exception) and 23 (integrity
 # constraint violation: a CHECK, a missing partition). Anything else is an outage and retries the whole batch.
 DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
@@ -51,20 +52,6 @@ def connect(cfg) -> psycopg.Connection:
         target_session_attrs="read-write",
         connect_timeout=5,
         autocommit=True,  # every write is an explicit transaction block (conn.transaction())
-    )
-
-
-def row(r: EventRecord) -> tuple:
-    return (
-        r.event_id,
-        r.event_type,
-        r.session_id,
-        r.user_id,
-        r.timestamp,
-        r.received_at,
-        r.page,
-        Jsonb(r.properties),
-        Jsonb(r.metadata),
     )
 
 
@@ -109,15 +96,15 @@ def stored_offsets(conn: psycopg.Connection, group: str, keys: list[tuple[str, i
         return {(t, p): o for t, p, o in cur.fetchall()}
 
 
-def write_events(conn: psycopg.Connection, records: list[EventRecord], group: str | None = None, last=None) -> int:
+def write_events(conn: psycopg.Connection, records: list[StoredEvent], group: str | None = None, last=None) -> int:
     """Insert the batch (one record per event_id) in one transaction, with the offsets `last` when given; returns
     how many rows were new."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_CREATE)
         with cur.copy(_COPY) as copy:
-            copy.set_types(list(TYPES))
-            for r in records:
-                copy.write_row(row(r))
+            copy.set_types(COPY_TYPES)
+            for r in records:  # a StoredEvent is the row, in the order of COLUMNS
+                copy.write_row(r)
         cur.execute(_INSERT)
         inserted = cur.rowcount
         if last:
@@ -131,7 +118,7 @@ def reason(e: psycopg.Error) -> str:
 
 
 def write_isolated(
-    conn: psycopg.Connection, records: list[EventRecord], group: str | None = None, last=None
+    conn: psycopg.Connection, records: list[StoredEvent], group: str | None = None, last=None
 ) -> tuple[int, list[tuple[int, str]]]:
     """Write the batch and its offsets `last`; if PostgreSQL refuses rows as data, write every other row, then the
     offsets (never before the rows they pass), and return the refused ones as (index, reason). An outage (connection,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 from analytics_common.consumer import BatchConsumer, RetryBatch, Written
-from analytics_common.events import EventRecord, first_per_event
+from analytics_common.events import StoredEvent, first_per_event
 
 from pg_sink import db
 
@@ -48,7 +48,7 @@ class Sink(BatchConsumer):
         self.synced = True
         return offsets
 
-    def write(self, records: list[EventRecord], offsets) -> Written:
+    def write(self, records: list[StoredEvent], offsets) -> Written:
         conn = self._connection()
         if not self.synced:
             raise RetryBatch("a new connection to PostgreSQL: the partitions are set to the offsets it holds first")
