@@ -5,6 +5,7 @@ the pinned SeaweedFS, and maintenance (compact, vacuum, time-travel restore) wor
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -14,11 +15,13 @@ import time
 import uuid
 
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 from analytics_common.events import EventRecord, utcnow
 from confluent_kafka import Consumer, Producer, TopicPartition
 from delta_writer.config import load_config
-from delta_writer.maintenance import compact, restore, vacuum
+from delta_writer.maintenance import anonymize, compact, expire, restore, vacuum
 from delta_writer.table import EventTable, to_arrow
 from delta_writer.writer import Writer
 
@@ -350,6 +353,8 @@ def test_tls_is_verified(env):
         ({"DELTA_S3_ENDPOINT": "http://127.0.0.1:1"}, "DELTA_S3_ENDPOINT must be https://"),
         ({"DELTA_DEDUP": "maybe"}, "DELTA_DEDUP is malformed ('maybe'): must be one of offsets, event_id"),
         ({"DELTA_S3_SECRET_KEY": ""}, "DELTA_S3_SECRET_KEY is required but not set"),
+        ({"DELTA_RETENTION_DAYS": "0"}, "DELTA_RETENTION_DAYS is malformed ('0')"),
+        ({"DELTA_ANONYMIZE_AFTER_DAYS": "a month"}, "DELTA_ANONYMIZE_AFTER_DAYS is malformed ('a month')"),
     ],
 )
 def test_bad_configuration_is_named(env, change, message):
@@ -358,3 +363,75 @@ def test_bad_configuration_is_named(env, change, message):
     with pytest.raises(ConfigError) as e:
         load_config({**env, **change})
     assert message in str(e.value)
+
+
+def test_the_lifecycle_expires_old_days_and_anonymizes_old_addresses(env):
+    """Rows of days past the retention leave the table, and after a vacuum every data file; client addresses of days
+    past the anonymisation window lose their last part; fresher rows stay as they were; a second run changes
+    nothing."""
+    cfg = load_config({**env, "DELTA_TABLE_URI": f"{env['DELTA_TABLE_URI']}-lifecycle-{uuid.uuid4().hex[:8]}"})
+    table = EventTable(cfg)
+    now = utcnow()
+
+    def aged(days, ip):
+        t = now - dt.timedelta(days=days)
+        metadata = {"ip_address": ip, "user_agent": "ua"} if ip else {"user_agent": "ua"}
+        return EventRecord(
+            event_id=uuid.uuid4(), event_type="x", timestamp=t, received_at=t, metadata=metadata
+        ).stored()
+
+    old = [aged(95, "192.0.2.1"), aged(91, "2001:db8::1")]
+    middle = [aged(40, "192.0.2.77"), aged(31, "2001:db8::abcd"), aged(40, None)]
+    fresh = [aged(29, "192.0.2.5"), aged(0, "198.51.100.23")]
+    table.append(to_arrow(old + middle + fresh), {("t", 0): 0})
+
+    assert expire(table.open(), 90) == 2
+    assert anonymize(table.open(), 30) == 2
+    got = {
+        r["event_id"]: r["metadata"]
+        for r in table.open().to_pyarrow_table(columns=["event_id", "metadata"]).to_pylist()
+    }
+    assert set(got) == {r.event_id for r in middle + fresh}
+    assert [got[r.event_id] for r in middle] == [
+        '{"ip_address":"192.0.2.XXX","user_agent":"ua"}',
+        '{"ip_address":"2001:db8::XXX","user_agent":"ua"}',
+        '{"user_agent":"ua"}',
+    ]
+    assert [got[r.event_id] for r in fresh] == [r.metadata for r in fresh]
+
+    version = table.open().version()
+    assert (expire(table.open(), 90), anonymize(table.open(), 30)) == (0, 0)
+    assert table.open().version() == version  # nothing to do: no new version
+
+    # Vacuum (its retention set to 0 for the test) removes the files that held the expired rows and the addresses.
+    table.open().vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    store = pafs.S3FileSystem(
+        access_key=cfg.s3_access_key,
+        secret_key=cfg.s3_secret_key,
+        endpoint_override=cfg.s3_endpoint.removeprefix("https://"),
+        scheme="https",
+        region=cfg.s3_region,
+        tls_ca_file_path=str(cfg.s3_ca_file),
+    )
+    listing = store.get_file_info(pafs.FileSelector(cfg.table_uri.removeprefix("s3://"), recursive=True))
+    files = [f.path for f in listing if f.path.endswith(".parquet") and "/_delta_log/" not in f.path]
+    assert len(files) == len(table.open().file_uris())
+    stored = [
+        r for f in files for r in pq.read_table(f, filesystem=store, columns=["event_id", "metadata"]).to_pylist()
+    ]
+    assert {r["event_id"] for r in stored} == set(got)  # no expired row in any data file
+    assert {r["metadata"] for r in stored}.isdisjoint(r.metadata for r in middle if "ip_address" in r.metadata)
+
+    # The command the timer and playbooks/delta_maintenance.yml run: its standard output is the result, as JSON.
+    run = subprocess.run(
+        [sys.executable, "-m", "delta_writer.main", "maintain"],
+        env={**os.environ, **env, "DELTA_TABLE_URI": cfg.table_uri, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    assert (result["expired_rows"], result["anonymized_rows"], result["vacuumed"]) == (0, 0, [])
+    assert "numFilesRemoved" in result["compact"]

@@ -33,8 +33,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def setup(service: str, level: str = "info") -> logging.Logger:
-    handler = logging.StreamHandler(sys.stdout)
+def setup(service: str, level: str = "info", stream=None) -> logging.Logger:
+    """JSON lines on standard output (the journal), or on `stream`: a command whose output is a result keeps its
+    logs on standard error."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
