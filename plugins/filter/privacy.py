@@ -1,0 +1,154 @@
+# Copyright: analytics.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""The record of processing activities from the inventory (module_utils/privacy.py): per store of personal data,
+where it is, what it holds, how long, how it is anonymised and who can read it."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.analytics.platform.plugins.module_utils.privacy import (
+    EVENT_FIELDS,
+    SETTINGS,
+    bucket_readers,
+    topic_readers,
+    topic_retention,
+    value,
+)
+
+
+def _vars(hostvars, host):
+    try:
+        return hostvars[host] or {}
+    except KeyError:
+        raise AnsibleFilterError(f"host '{host}' is not in the inventory") from None
+
+
+def _where(groups, hostvars, names):
+    out = []
+    for h in dict.fromkeys(h for name in names for h in groups.get(name) or []):
+        zone = _vars(hostvars, h).get("zone")
+        out.append(f"{h} ({zone})" if zone else h)
+    return out
+
+
+def _first(groups, hostvars, names):
+    for name in names:
+        for h in groups.get(name) or []:
+            return _vars(hostvars, h)
+    return {}
+
+
+def privacy_vars(_unused=None):
+    """The variables the record reads from the inventory (with `zone`), for the play to collect per host: a value
+    the inventory derives from `hostvars` cannot be templated from inside a filter, so the play passes them resolved."""
+    return ["zone", *SETTINGS]
+
+
+def privacy_record(hostvars, groups):
+    """One entry per store of personal data the inventory deploys: {store, where (hosts), data, retention,
+    anonymisation, readers}. `hostvars`: per host, the variables of privacy_vars that the inventory sets."""
+    if not isinstance(groups, dict):
+        raise AnsibleFilterError("privacy_record: groups must be the inventory's groups (a mapping)")
+    rows = []
+    kafka = _first(groups, hostvars, ["kafka"])
+    if groups.get("kafka"):
+        for topic, what in (
+            ("analytics-events", f"every accepted event: {EVENT_FIELDS}"),
+            ("analytics-events-dlq", "events a store could not hold (as received), with the reason"),
+        ):
+            rows.append(
+                {
+                    "store": f"Kafka topic `{topic}`",
+                    "where": _where(groups, hostvars, ["kafka"]),
+                    "data": what,
+                    "retention": topic_retention(kafka, topic),
+                    "anonymisation": "none: kept as received until the retention deletes it",
+                    "readers": topic_readers(kafka, topic),
+                }
+            )
+    pg = _first(groups, hostvars, ["postgresql_primary", "postgresql", "postgresql_replica"])
+    pg_hosts = _where(groups, hostvars, ["postgresql_primary", "postgresql", "postgresql_replica"])
+    if pg_hosts:
+        rows.append(
+            {
+                "store": f"PostgreSQL `{value(pg, 'postgresql_database')}.analytics_events` (every member)",
+                "where": pg_hosts,
+                "data": EVENT_FIELDS,
+                "retention": f"{value(pg, 'postgresql_retention')} (daily partitions dropped)",
+                "anonymisation": f"client address loses its last part after {value(pg, 'postgresql_anonymize_after')}",
+                "readers": [
+                    f"{value(pg, 'postgresql_reader_user')} (read only: Grafana"
+                    + (", on " + ", ".join(groups.get("grafana") or []) if groups.get("grafana") else "")
+                    + ")",
+                    f"{value(pg, 'postgresql_sink_user')} (writes; reads event ids and times only)",
+                    "postgres (the database's super user, on the members)",
+                ],
+            }
+        )
+        if value(pg, "postgresql_backup_enabled") in (True, "true", "True", "yes", 1):
+            endpoint = value(pg, "postgresql_backup_s3_endpoint")
+            repo = (
+                f"bucket `{value(pg, 'postgresql_backup_s3_bucket')}` at {endpoint}"
+                if endpoint
+                else f"`{value(pg, 'postgresql_backup_repo_path')}` on the members"
+            )
+            rows.append(
+                {
+                    "store": "PostgreSQL backups (pgBackRest)",
+                    "where": [repo],
+                    "data": "copies of the events table (everything above, as of each backup) and its WAL",
+                    "retention": f"{value(pg, 'postgresql_backup_retention_days')} days of full backups and their WAL",
+                    "anonymisation": "as the table was when backed up: rows erased or anonymised later stay in the"
+                    " backups until they expire",
+                    "readers": ["postgres on the members (pgBackRest)", "the backup repository's administrators"],
+                }
+            )
+    if groups.get("delta_writer"):
+        dw = _first(groups, hostvars, ["delta_writer"])
+        uri = str(value(dw, "delta_writer_table_uri"))
+        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        store_groups = ["seaweedfs"] if groups.get("seaweedfs") else ["minio"]
+        readers = bucket_readers(_first(groups, hostvars, store_groups), bucket) if groups.get("seaweedfs") else []
+        if groups.get("delta_dashboard"):
+            readers.append("the Delta dashboard's users (" + ", ".join(groups["delta_dashboard"]) + ")")
+        rows.append(
+            {
+                "store": f"Delta table `{uri}`",
+                "where": _where(groups, hostvars, store_groups),
+                "data": EVENT_FIELDS,
+                "retention": f"{value(dw, 'delta_writer_retention_days')} days (rows deleted daily), then their files"
+                f" after {value(dw, 'delta_writer_vacuum_retention_hours')} hours (vacuum)",
+                "anonymisation": "client address loses its last part after"
+                f" {value(dw, 'delta_writer_anonymize_after_days')} days",
+                "readers": readers or ["the object store's identities with read access to the bucket"],
+            }
+        )
+    if groups.get("nginx"):
+        rows.append(
+            {
+                "store": "nginx access logs",
+                "where": _where(groups, hostvars, ["nginx"]),
+                "data": "client address, request line, user agent, time of each request",
+                "retention": "rotated by logrotate (Debian's nginx policy: daily, 14 files)",
+                "anonymisation": "none",
+                "readers": ["root and the adm group on the edges"],
+            }
+        )
+    logs = _first(groups, hostvars, ["monitoring"])
+    if groups.get("monitoring") and value(logs, "monitoring_logs_enabled") in (True, "true", "True", "yes", 1):
+        rows.append(
+            {
+                "store": f"Central logs (`{value(logs, 'monitoring_log_dir')}`)",
+                "where": _where(groups, hostvars, ["monitoring"]),
+                "data": "every host's journal and logs, the edges' access logs with client addresses among them",
+                "retention": f"{value(logs, 'monitoring_log_retention_days')} days",
+                "anonymisation": "none",
+                "readers": ["root on the log hosts"],
+            }
+        )
+    return rows
+
+
+class FilterModule:
+    def filters(self):
+        return {"privacy_record": privacy_record, "privacy_vars": privacy_vars}

@@ -1,0 +1,153 @@
+"""The record of processing activities (module_utils/privacy.py, the privacy_record filter and
+playbooks/privacy_record.yml): the catalogue's defaults are the owning roles' defaults, the record follows the
+inventory, and the play writes it without contacting a host."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+from ansible_collections.analytics.platform.plugins.filter.privacy import privacy_record, privacy_vars
+from ansible_collections.analytics.platform.plugins.module_utils.privacy import (
+    DEFAULT_BUCKET_READERS,
+    DEFAULT_TOPIC_READERS,
+    DEFAULT_TOPIC_RETENTION_MS,
+    SETTINGS,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def role_defaults(role: str) -> dict:
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+
+
+@pytest.mark.parametrize("var", sorted(v for v, s in SETTINGS.items() if s.default is not None))
+def test_every_default_is_the_owning_roles_default(var):
+    setting = SETTINGS[var]
+    assert role_defaults(setting.role)[var] == setting.default
+
+
+def test_the_list_defaults_are_the_roles_lists():
+    kafka = role_defaults("kafka")
+    assert {t["name"]: int(t["config"]["retention.ms"]) for t in kafka["kafka_topics"]} == DEFAULT_TOPIC_RETENTION_MS
+    for topic, readers in DEFAULT_TOPIC_READERS.items():
+        assert [c["name"] for c in kafka["kafka_clients"] if topic in c.get("consume", [])] == readers
+    weed = role_defaults("seaweedfs")
+    bucket = weed["seaweedfs_bucket"]
+    readable = [
+        i["name"]
+        for i in weed["seaweedfs_s3_identities"]
+        if {"Admin", "Read", f"Read:{bucket}"} & {a.replace("{{ seaweedfs_bucket }}", bucket) for a in i["actions"]}
+    ]
+    assert readable == DEFAULT_BUCKET_READERS
+
+
+GROUPS = {
+    "all": ["k1", "k2", "db1", "db2", "w1", "s1", "e1", "m1"],
+    "kafka": ["k1", "k2"],
+    "postgresql": ["db1", "db2"],
+    "delta_writer": ["w1"],
+    "seaweedfs": ["s1"],
+    "nginx": ["e1"],
+    "monitoring": ["m1"],
+    "grafana": ["m1"],
+}
+
+
+def hosts(**overrides) -> dict:
+    out = {h: {"zone": f"zone-{h[-1]}"} for h in GROUPS["all"]}
+    for host, values in overrides.items():
+        out[host].update(values)
+    return out
+
+
+def by_store(rows) -> dict:
+    return {r["store"]: r for r in rows}
+
+
+def test_the_record_names_every_store_with_the_roles_defaults():
+    rows = by_store(privacy_record(hosts(), GROUPS))
+    assert list(rows) == [
+        "Kafka topic `analytics-events`",
+        "Kafka topic `analytics-events-dlq`",
+        "PostgreSQL `analytics.analytics_events` (every member)",
+        "PostgreSQL backups (pgBackRest)",
+        "Delta table `s3://analytics/delta/analytics-events`",
+        "nginx access logs",
+        "Central logs (`/var/log/platform`)",
+    ]
+    assert rows["Kafka topic `analytics-events`"]["retention"] == "7 days"
+    assert rows["Kafka topic `analytics-events`"]["where"] == ["k1 (zone-1)", "k2 (zone-2)"]
+    assert rows["Kafka topic `analytics-events-dlq`"]["retention"] == "30 days"
+    pg = rows["PostgreSQL `analytics.analytics_events` (every member)"]
+    assert pg["retention"].startswith("90 days") and pg["anonymisation"].endswith("after 30 days")
+    assert pg["readers"][0] == "analytics_reader (read only: Grafana, on m1)"
+    assert rows["PostgreSQL backups (pgBackRest)"]["where"] == ["`/var/lib/pgbackrest` on the members"]
+    delta = rows["Delta table `s3://analytics/delta/analytics-events`"]
+    assert delta["readers"] == ["admin", "delta-writer", "delta-dashboard", "backup"]
+    assert delta["retention"].startswith("90 days")
+
+
+def test_the_record_follows_the_inventory():
+    rows = by_store(
+        privacy_record(
+            hosts(
+                k1={
+                    "kafka_topics": [{"name": "analytics-events", "config": {"retention.ms": "86400000"}}],
+                    "kafka_clients": [{"name": "only-reader", "consume": ["analytics-events"]}],
+                },
+                db1={
+                    "postgresql_retention": "45 days",
+                    "postgresql_backup_s3_endpoint": "https://s1:8333",
+                    "postgresql_database": "events",
+                },
+                w1={"delta_writer_retention_days": 60, "delta_writer_anonymize_after_days": 7},
+                s1={"seaweedfs_s3_identities": [{"name": "reader", "actions": ["Read:analytics"]}, {"name": "w"}]},
+                m1={"monitoring_logs_enabled": False},
+            ),
+            GROUPS,
+        )
+    )
+    assert rows["Kafka topic `analytics-events`"]["retention"] == "1 day"
+    assert rows["Kafka topic `analytics-events`"]["readers"] == ["only-reader", "admin (Kafka's super user)"]
+    assert rows["Kafka topic `analytics-events-dlq`"]["retention"].startswith("Kafka's broker default")
+    assert rows["PostgreSQL `events.analytics_events` (every member)"]["retention"].startswith("45 days")
+    assert rows["PostgreSQL backups (pgBackRest)"]["where"] == ["bucket `pgbackrest` at https://s1:8333"]
+    delta = rows["Delta table `s3://analytics/delta/analytics-events`"]
+    assert delta["retention"].startswith("60 days") and delta["anonymisation"].endswith("after 7 days")
+    assert delta["readers"] == ["reader"]
+    assert not any(s.startswith("Central logs") for s in rows)
+
+
+def test_a_platform_without_a_store_leaves_it_out():
+    groups = {"all": ["k1"], "kafka": ["k1"]}
+    assert [r["store"] for r in privacy_record({"k1": {}}, groups)] == [
+        "Kafka topic `analytics-events`",
+        "Kafka topic `analytics-events-dlq`",
+    ]
+
+
+def test_a_host_missing_from_the_inventory_is_named():
+    with pytest.raises(AnsibleFilterError, match="host 'ghost' is not in the inventory"):
+        privacy_record({}, {"all": [], "kafka": ["ghost"]})
+    assert privacy_vars()[0] == "zone"
+
+
+def test_the_play_writes_the_record_without_contacting_a_host(playbook, tmp_path):
+    """The staging example's hosts are documentation addresses nobody answers on: a task that connected would fail."""
+    r = playbook(
+        ROOT / "inventories" / "staging",
+        ROOT / "playbooks" / "privacy_record.yml",
+        "-e",
+        f"privacy_record_dir={tmp_path}",
+        "-e",
+        "postgresql_retention='45 days'",
+    )
+    assert r.returncode == 0, r.output[-3000:]
+    text = (tmp_path / "record-of-processing-staging.md").read_text()
+    assert "# Record of processing activities: staging" in text
+    pg = next(line for line in text.splitlines() if line.startswith("| PostgreSQL `analytics.analytics_events`"))
+    assert "| 45 days (daily partitions dropped) |" in pg and "store-1.stg.example.com (zone-a)" in pg
+    backups = next(line for line in text.splitlines() if line.startswith("| PostgreSQL backups"))
+    assert "bucket `pgbackrest` at https://store-1.stg.example.com:" in backups  # derived from hostvars in staging
