@@ -314,3 +314,53 @@ def test_503_names_the_event_ids_to_retry_with(api):
     assert one.status_code == 503 and uuid.UUID(one.json()["event_id"])
     batch = api.client.post("/analytics/batch", json={"events": [event(), event()]}, headers=H)
     assert batch.status_code == 503 and len(batch.json()["event_ids"]) == 2
+
+
+@pytest.mark.parametrize("signal", [{"sec-gpc": "1"}, {"dnt": "1"}])
+def test_without_consent_the_events_are_stored_without_identifiers(api, signal):
+    """Global Privacy Control or Do Not Track: no user_id, no session_id, no client address, no user agent (the
+    default mode, anonymize); the event itself is kept and the metadata says consent was withheld."""
+    one = api.client.post("/analytics", json=event(user_id="u-1"), headers={**H, **signal, "user-agent": "ua/1"})
+    batch = api.client.post(
+        "/analytics/batch", json={"events": [event(user_id="u-2"), event()]}, headers={**H, **signal}
+    )
+    assert (one.status_code, batch.status_code) == (202, 202)
+    assert batch.json()["count"] == 2
+    assert len(api.producer.sent) == 3
+    for sent in api.producer.sent:
+        assert (sent.user_id, sent.session_id) == (None, None)
+        assert sent.metadata == {"api_key": "web", "consent": "withheld"}
+        assert sent.properties == {"path": "/"} and sent.event_type == "page_view"
+    # The partition key is the event itself now (no session to keep together).
+    assert api.producer.keys == [str(s.event_id).encode() for s in api.producer.sent]
+
+
+@pytest.mark.parametrize("signal", [{}, {"sec-gpc": "0"}, {"dnt": "0"}])
+def test_with_consent_or_no_signal_the_events_are_stored_as_sent(api, signal):
+    r = api.client.post("/analytics", json=event(user_id="u-1"), headers={**H, **signal})
+    assert r.status_code == 202
+    (sent,) = api.producer.sent
+    assert (sent.user_id, sent.session_id) == ("u-1", "session-123")
+    assert "ip_address" in sent.metadata and "consent" not in sent.metadata
+
+
+def test_the_drop_mode_stores_nothing_and_says_so(make_client):
+    made = make_client(API_CONSENT_MODE="drop")
+    with made.client as client:
+        one = client.post("/analytics", json=event(), headers={**H, "sec-gpc": "1"})
+        batch = client.post("/analytics/batch", json={"events": [event(), event()]}, headers={**H, "dnt": "1"})
+        bad = client.post("/analytics", json=event(event_type="Bad Type"), headers={**H, "sec-gpc": "1"})
+        kept = client.post("/analytics", json=event(), headers=H)
+    assert (one.status_code, one.json()["status"]) == (202, "dropped")
+    assert (batch.status_code, batch.json()["status"], batch.json()["count"]) == (202, "dropped", 2)
+    assert bad.status_code == 422  # validated as any other request
+    assert kept.status_code == 202
+    assert [str(s.event_id) for s in made.producer.sent] == [kept.json()["event_id"]]
+
+
+def test_the_ignore_mode_stores_events_as_sent(make_client):
+    made = make_client(API_CONSENT_MODE="ignore")
+    with made.client as client:
+        assert client.post("/analytics", json=event(user_id="u"), headers={**H, "sec-gpc": "1"}).status_code == 202
+    (sent,) = made.producer.sent
+    assert (sent.user_id, sent.session_id) == ("u", "session-123") and "consent" not in sent.metadata

@@ -257,3 +257,18 @@ def test_blackholed_kafka_answers_every_request_within_the_timeout(served_api, k
     assert {str(r.event_id) for r in got} == sent | {warm[0][0].json()["event_id"]}
     # A 503 may still reach Kafka later (it was sent, its acknowledgement lost): only as a copy of an id the client
     # retried, which the stores keep once (test_contract_stores, test_pg_sink, test_delta_writer).
+
+
+def test_an_event_without_consent_reaches_kafka_without_identifiers(kafka_env, kafka):
+    from fastapi.testclient import TestClient
+
+    cfg = load_config(kafka_env)
+    marker = str(uuid.uuid4())
+    with TestClient(create_app(cfg, KeyStore.from_file(cfg.keys_file))) as client:
+        body = {"event_type": "click", "user_id": "u-9", "session_id": "s-9", "properties": {"marker": marker}}
+        assert client.post("/analytics", json=body, headers={**H, "sec-gpc": "1"}).status_code == 202
+        assert client.post("/analytics", json=body, headers=H).status_code == 202
+    got = sorted(read_all(kafka, marker, 2), key=lambda r: r.user_id or "")
+    assert [(r.user_id, r.session_id) for r in got] == [(None, None), ("u-9", "s-9")]
+    assert got[0].metadata == {"api_key": "web", "consent": "withheld"}
+    assert "ip_address" in got[1].metadata

@@ -65,7 +65,7 @@ def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> Fa
     producer = producer or EventProducer(cfg)
     address = ClientAddress(cfg.trusted_proxies)
     guard = Guard(keys, RateLimiter(cfg.rate_limit, cfg.rate_window_seconds, cfg.rate_burst), address)
-    ingest = Ingest(producer, guard, address, cfg.max_body_bytes, cfg.max_batch)
+    ingest = Ingest(producer, guard, address, cfg.max_body_bytes, cfg.max_batch, cfg.consent_mode)
 
     @asynccontextmanager
     async def lifespan(_app):

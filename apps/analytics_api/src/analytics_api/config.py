@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analytics_common.config import Setting, cidr_list, csv_list, existing_file, integer, load, number
+from analytics_common.config import Setting, choice, cidr_list, csv_list, existing_file, integer, load, number
 from analytics_common.kafka import kafka_settings
 
 PREFIX = "API_"
@@ -21,6 +21,9 @@ def settings() -> list[Setting]:
         Setting("API_MAX_BODY_BYTES", integer(256), default=1024 * 1024),
         Setting("API_MAX_BATCH", integer(1, 10000), default=500),
         Setting("API_TRUSTED_PROXIES", cidr_list, default=["127.0.0.1/32"]),
+        # What a request without consent (Sec-GPC: 1 or DNT: 1) gets: its events stored without identifiers
+        # (anonymize), not stored at all (drop), or stored as sent (ignore: consent handled elsewhere).
+        Setting("API_CONSENT_MODE", choice("anonymize", "drop", "ignore"), default="anonymize"),
         Setting("API_TRANSACTIONAL_ID_PREFIX", default="analytics-api"),
         Setting("API_KAFKA_TIMEOUT_SECONDS", number(0.5), default=5.0),
         Setting("API_TLS_CERT_FILE", existing_file),

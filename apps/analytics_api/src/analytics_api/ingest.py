@@ -1,6 +1,11 @@
 """The ingest endpoints' logic: one event, or a batch that is accepted whole or not at all. Each event is checked
 against the contract (analytics_common.events), stamped with the API's own metadata, and acknowledged by Kafka
-before the client hears 202."""
+before the client hears 202.
+
+Consent: a request that says its user does not consent (`Sec-GPC: 1`, Global Privacy Control, or `DNT: 1`) is
+validated as any other; then, per API_CONSENT_MODE, its events are stored without identifiers (no user_id, no
+session_id, no client address, no user agent; `metadata.consent` is "withheld"), or not stored at all (answered 202
+with status "dropped"), or stored as sent."""
 
 from __future__ import annotations
 
@@ -12,20 +17,50 @@ from starlette.requests import Request
 
 from analytics_api.auth import ClientAddress, Guard
 from analytics_api.body import parse_json, read_body
-from analytics_api.metrics import EVENTS
+from analytics_api.metrics import EVENTS, WITHOUT_CONSENT
 from analytics_api.problems import HTTPProblem, unavailable, validation_problem
 from analytics_api.producer import KafkaUnavailable
 
 log = logging.getLogger("analytics-api")
 
 
+def consent_withheld(request: Request) -> bool:
+    """Whether the request says its user does not consent to tracking: Global Privacy Control or Do Not Track."""
+    headers = request.headers
+    return headers.get("sec-gpc", "").strip() == "1" or headers.get("dnt", "").strip() == "1"
+
+
+def anonymized(event: Event) -> Event:
+    """The event without the identifiers of its user (the API's own metadata leaves them out too)."""
+    return event.model_copy(update={"user_id": None, "session_id": None})
+
+
 class Ingest:
-    def __init__(self, producer, guard: Guard, address: ClientAddress, max_body_bytes: int, max_batch: int):
+    def __init__(
+        self,
+        producer,
+        guard: Guard,
+        address: ClientAddress,
+        max_body_bytes: int,
+        max_batch: int,
+        consent_mode: str = "anonymize",
+    ):
         self.producer, self.guard, self.address = producer, guard, address
         self.max_body_bytes, self.max_batch = max_body_bytes, max_batch
+        self.consent_mode = consent_mode
+        for action in ("anonymized", "dropped"):
+            WITHOUT_CONSENT.labels(action)
 
-    def stamp(self, request: Request, key_name: str) -> Stamp:
+    def without_consent(self, request: Request) -> str | None:
+        """What to do with this request's events: None (store as sent), "anonymize" or "drop"."""
+        if self.consent_mode == "ignore" or not consent_withheld(request):
+            return None
+        return self.consent_mode
+
+    def stamp(self, request: Request, key_name: str, anonymous: bool = False) -> Stamp:
         """The API's metadata of this request's events, made once per request (a batch shares it)."""
+        if anonymous:
+            return Stamp(utcnow(), {"api_key": key_name, "consent": "withheld"})
         meta = {"ip_address": self.address(request), "api_key": key_name}
         ua = clean_header(request.headers.get("user-agent"))
         if ua:
@@ -44,8 +79,15 @@ class Ingest:
             event = Event.model_validate(data)
         except ValidationError as e:
             raise validation_problem(e) from None
+        action = self.without_consent(request)
+        if action == "drop":
+            WITHOUT_CONSENT.labels("dropped").inc()
+            return {"status": "dropped", "reason": "no consent", "event_id": str(event.event_id)}
+        if action == "anonymize":
+            event = anonymized(event)
+            WITHOUT_CONSENT.labels("anonymized").inc()
         try:
-            await self.producer.send_one(self.stamp(request, key_name).record(event))
+            await self.producer.send_one(self.stamp(request, key_name, action == "anonymize").record(event))
         except KafkaUnavailable:
             raise unavailable(event_id=str(event.event_id)) from None
         EVENTS.inc()
@@ -71,7 +113,14 @@ class Ingest:
         ids = [str(e.event_id) for e in events]
         if len(set(ids)) != len(ids):
             raise HTTPProblem(422, "invalid field 'events': duplicate event_id in the batch", field="events")
-        stamp = self.stamp(request, key_name)
+        action = self.without_consent(request)
+        if action == "drop":
+            WITHOUT_CONSENT.labels("dropped").inc(len(events))
+            return {"status": "dropped", "reason": "no consent", "count": len(events), "event_ids": ids}
+        if action == "anonymize":
+            events = [anonymized(e) for e in events]
+            WITHOUT_CONSENT.labels("anonymized").inc(len(events))
+        stamp = self.stamp(request, key_name, action == "anonymize")
         try:
             await self.producer.send_batch([stamp.record(e) for e in events])
         except KafkaUnavailable:

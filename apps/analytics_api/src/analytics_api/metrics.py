@@ -14,6 +14,11 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 EVENTS = Counter("analytics_events_accepted_total", "Events acknowledged by Kafka")
+WITHOUT_CONSENT = Counter(
+    "analytics_events_without_consent_total",
+    "Events of requests without consent (Sec-GPC or DNT), by what was done: anonymized or dropped",
+    ["action"],
+)
 KNOWN_PATHS = {"/analytics", "/analytics/batch", "/health", "/ready", "/metrics"}
 
 
