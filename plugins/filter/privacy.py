@@ -31,6 +31,10 @@ def _where(groups, hostvars, names):
     return out
 
 
+def _on(setting) -> bool:
+    return setting in (True, "true", "True", "yes", 1)
+
+
 def _first(groups, hostvars, names):
     for name in names:
         for h in groups.get(name) or []:
@@ -85,7 +89,7 @@ def privacy_record(hostvars, groups):
                 ],
             }
         )
-        if value(pg, "postgresql_backup_enabled") in (True, "true", "True", "yes", 1):
+        if _on(value(pg, "postgresql_backup_enabled")):
             endpoint = value(pg, "postgresql_backup_s3_endpoint")
             repo = (
                 f"bucket `{value(pg, 'postgresql_backup_s3_bucket')}` at {endpoint}"
@@ -135,7 +139,7 @@ def privacy_record(hostvars, groups):
             }
         )
     logs = _first(groups, hostvars, ["monitoring"])
-    if groups.get("monitoring") and value(logs, "monitoring_logs_enabled") in (True, "true", "True", "yes", 1):
+    if groups.get("monitoring") and _on(value(logs, "monitoring_logs_enabled")):
         rows.append(
             {
                 "store": f"Central logs (`{value(logs, 'monitoring_log_dir')}`)",

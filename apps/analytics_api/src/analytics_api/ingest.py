@@ -51,11 +51,16 @@ class Ingest:
         for action in ("anonymized", "dropped"):
             WITHOUT_CONSENT.labels(action)
 
-    def without_consent(self, request: Request) -> str | None:
-        """What to do with this request's events: None (store as sent), "anonymize" or "drop"."""
+    def consent(self, request: Request, events: list[Event]) -> tuple[str | None, list[Event]]:
+        """What this request's consent makes of its events: (None, as sent), ("anonymize", without identifiers) or
+        ("drop", not to be stored), counted."""
         if self.consent_mode == "ignore" or not consent_withheld(request):
-            return None
-        return self.consent_mode
+            return None, events
+        if self.consent_mode == "drop":
+            WITHOUT_CONSENT.labels("dropped").inc(len(events))
+            return "drop", events
+        WITHOUT_CONSENT.labels("anonymized").inc(len(events))
+        return "anonymize", [anonymized(e) for e in events]
 
     def stamp(self, request: Request, key_name: str, anonymous: bool = False) -> Stamp:
         """The API's metadata of this request's events, made once per request (a batch shares it)."""
@@ -79,13 +84,9 @@ class Ingest:
             event = Event.model_validate(data)
         except ValidationError as e:
             raise validation_problem(e) from None
-        action = self.without_consent(request)
+        action, (event,) = self.consent(request, [event])
         if action == "drop":
-            WITHOUT_CONSENT.labels("dropped").inc()
             return {"status": "dropped", "reason": "no consent", "event_id": str(event.event_id)}
-        if action == "anonymize":
-            event = anonymized(event)
-            WITHOUT_CONSENT.labels("anonymized").inc()
         try:
             await self.producer.send_one(self.stamp(request, key_name, action == "anonymize").record(event))
         except KafkaUnavailable:
@@ -113,13 +114,9 @@ class Ingest:
         ids = [str(e.event_id) for e in events]
         if len(set(ids)) != len(ids):
             raise HTTPProblem(422, "invalid field 'events': duplicate event_id in the batch", field="events")
-        action = self.without_consent(request)
+        action, events = self.consent(request, events)
         if action == "drop":
-            WITHOUT_CONSENT.labels("dropped").inc(len(events))
             return {"status": "dropped", "reason": "no consent", "count": len(events), "event_ids": ids}
-        if action == "anonymize":
-            events = [anonymized(e) for e in events]
-            WITHOUT_CONSENT.labels("anonymized").inc(len(events))
         stamp = self.stamp(request, key_name, action == "anonymize")
         try:
             await self.producer.send_batch([stamp.record(e) for e in events])

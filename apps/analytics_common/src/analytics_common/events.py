@@ -387,7 +387,7 @@ def parse_stored(value: bytes | None) -> StoredEvent:
 def first_per_event(records: list[StoredEvent]) -> list[int]:
     """Indexes of the first record of each event_id, in order: a batch stores the first copy of a retried event,
     as a later batch would (the stores keep what they have)."""
-    seen: set[UUID] = set()
+    seen: set[str] = set()
     out = []
     for i, r in enumerate(records):
         if r.event_id not in seen:

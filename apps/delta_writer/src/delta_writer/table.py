@@ -61,12 +61,9 @@ def to_arrow(records: list[StoredEvent]) -> pa.Table:
     """The batch as Arrow columns: the rows transposed at once, each column converted in one call."""
     if not records:
         return SCHEMA.empty_table()
-    (event_id, event_type, session_id, user_id, event_time, received_at, page, properties, metadata) = zip(
-        *records, strict=True
-    )
-    columns = [event_id, event_type, session_id, user_id, event_time, received_at, page, properties, metadata]
+    columns = list(zip(*records, strict=True))  # StoredEvent's fields are SCHEMA's columns but the last
     # The partition: the event's date where it happened (its own UTC offset), as the table has always had it.
-    columns.append([t.date() for t in event_time])
+    columns.append([t.date() for t in columns[StoredEvent._fields.index("timestamp")]])
     return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA)
 
 
