@@ -405,16 +405,7 @@ def test_the_lifecycle_expires_old_days_and_anonymizes_old_addresses(env):
 
     # Vacuum (its retention set to 0 for the test) removes the files that held the expired rows and the addresses.
     table.open().vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    store = pafs.S3FileSystem(
-        access_key=cfg.s3_access_key,
-        secret_key=cfg.s3_secret_key,
-        endpoint_override=cfg.s3_endpoint.removeprefix("https://"),
-        scheme="https",
-        region=cfg.s3_region,
-        tls_ca_file_path=str(cfg.s3_ca_file),
-    )
-    listing = store.get_file_info(pafs.FileSelector(cfg.table_uri.removeprefix("s3://"), recursive=True))
-    files = [f.path for f in listing if f.path.endswith(".parquet") and "/_delta_log/" not in f.path]
+    store, files = data_files(cfg)
     assert len(files) == len(table.open().file_uris())
     stored = [
         r for f in files for r in pq.read_table(f, filesystem=store, columns=["event_id", "metadata"]).to_pylist()
@@ -435,3 +426,106 @@ def test_the_lifecycle_expires_old_days_and_anonymizes_old_addresses(env):
     result = json.loads(run.stdout)
     assert (result["expired_rows"], result["anonymized_rows"], result["vacuumed"]) == (0, 0, [])
     assert "numFilesRemoved" in result["compact"]
+
+
+def subject_cli(env, uri, *args, stdin):
+    """`delta-writer subject ...` as playbooks/privacy_erase.yml and privacy_export.yml run it."""
+    run = subprocess.run(
+        [sys.executable, "-m", "delta_writer.main", "subject", *args],
+        env={**os.environ, **env, "DELTA_TABLE_URI": uri, "PYTHONPATH": os.pathsep.join(sys.path)},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout)
+
+
+def test_a_subject_is_exported_then_erased_from_the_table_and_every_data_file(env, tmp_path):
+    """Several subjects' events in the table (and in files already compacted away): the export of one equals what was
+    stored; its erase removes its rows from the current version and, with the purge, from every data file of the
+    table, the other subjects untouched; a second erase removes nothing."""
+    cfg = load_config({**env, "DELTA_TABLE_URI": f"{env['DELTA_TABLE_URI']}-subject-{uuid.uuid4().hex[:8]}"})
+    table = EventTable(cfg)
+    now = utcnow()
+
+    def event(user, session, days=0, **kw):
+        t = now - dt.timedelta(days=days, minutes=len(kw))
+        return EventRecord(
+            event_id=uuid.uuid4(), event_type="view", user_id=user, session_id=session, timestamp=t, received_at=t,
+            metadata={"ip_address": "192.0.2.9", "user_agent": "ua"}, **kw,
+        ).stored()  # fmt: skip
+
+    alice = [event("alice", "s-a1", properties={"n": 1.5, "t": "é"}), event("alice", "s-a2", days=3, page="/p")]
+    alice.append(event("alice", "s-a1", days=1))
+    others = [event("bob", "s-b1"), event("bob", "s-a1-not"), event(None, "s-x", days=3), event("alice's", "s-q")]
+    others.append(event("o'brien\\", "s-o"))
+    table.append(to_arrow(alice[:1] + others[:2]), {("t", 0): 0})
+    table.append(to_arrow(alice[1:] + others[2:]), {("t", 0): 1})
+    compact(table.open())  # the first files now sit outside the current version, still holding alice's rows
+
+    exported = subject_cli(env, cfg.table_uri, "export", "--by", "user_id", "--out", str(tmp_path / "a.jsonl"),
+                           "--parquet", str(tmp_path / "a.parquet"), stdin="alice\n")  # fmt: skip
+    assert exported["rows"] == 3
+    lines = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    expected = sorted(alice, key=lambda r: (r.timestamp, r.event_id))
+    assert [r["event_id"] for r in lines] == [r.event_id for r in expected]
+    for got, r in zip(lines, expected, strict=True):
+        assert (got["user_id"], got["session_id"], got["page"]) == (r.user_id, r.session_id, r.page)
+        assert dt.datetime.fromisoformat(got["event_time"]) == r.timestamp
+        assert (got["properties"], got["metadata"]) == (json.loads(r.properties), json.loads(r.metadata))
+    assert (tmp_path / "a.jsonl").stat().st_mode & 0o777 == 0o600
+    assert pq.read_table(tmp_path / "a.parquet").num_rows == 3
+
+    assert subject_cli(env, cfg.table_uri, "erase", "--by", "user_id", "--dry-run", stdin="alice\n")["rows"] == 3
+    assert subject_rows_of(table, "alice") == 3  # the dry run removed nothing
+    # Files younger than the purge's grace are left to vacuum (they could be a commit in flight).
+    kept = subject_cli(env, cfg.table_uri, "erase", "--by", "user_id", "--purge-after-minutes", "60", stdin="alice\n")
+    assert (kept["rows"], kept["purged_files"]) == (3, 0) and kept["files_left_for_vacuum"] >= 2
+    assert "alice" in stored_values(cfg, "user_id")  # still in files outside the current version
+    done = subject_cli(env, cfg.table_uri, "erase", "--by", "user_id", "--purge-after-minutes", "0", stdin="alice\n")
+    assert (done["rows"], done["files_left_for_vacuum"]) == (0, 0) and done["purged_files"] == kept[
+        "files_left_for_vacuum"
+    ]
+    assert subject_rows_of(table, "alice") == 0
+    assert "alice" not in stored_values(cfg, "user_id")  # in no data file of the table, current or not
+    current = table.open().to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
+    assert sorted(current) == sorted(r.event_id for r in others)
+    version = table.open().version()
+    again = subject_cli(env, cfg.table_uri, "erase", "--by", "user_id", stdin="alice\n")
+    assert again["rows"] == 0 and table.open().version() == version  # nothing to remove: no new version
+
+    # By session: only that session's rows, whoever the user.
+    gone = subject_cli(env, cfg.table_uri, "erase", "--by", "session_id", stdin="s-x\n")
+    assert gone["rows"] == 1
+    assert len(table.open().to_pyarrow_table(columns=["event_id"])) == len(others) - 1
+    # A quote and a backslash in the id are data, not SQL.
+    assert subject_cli(env, cfg.table_uri, "count", "--by", "user_id", stdin="o'brien\\\n")["rows"] == 1
+    assert subject_cli(env, cfg.table_uri, "erase", "--by", "user_id", stdin="o'brien\\\n")["rows"] == 1
+    assert subject_rows_of(table, "alice's") == 1
+
+
+def subject_rows_of(table, user):
+    return sum(1 for v in table.open().to_pyarrow_table(columns=["user_id"]).column("user_id").to_pylist() if v == user)
+
+
+def stored_values(cfg, column):
+    """The column's values in every data file under the table's folder (in the current version or not)."""
+    store, files = data_files(cfg)
+    return {v for f in files for v in pq.read_table(f, filesystem=store, columns=[column]).column(column).to_pylist()}
+
+
+def data_files(cfg):
+    """(the store as a pyarrow filesystem, every data file under the table's folder: in the current version or not)."""
+    store = pafs.S3FileSystem(
+        access_key=cfg.s3_access_key,
+        secret_key=cfg.s3_secret_key,
+        endpoint_override=cfg.s3_endpoint.removeprefix("https://"),
+        scheme="https",
+        region=cfg.s3_region,
+        tls_ca_file_path=str(cfg.s3_ca_file),
+    )
+    listing = store.get_file_info(pafs.FileSelector(cfg.table_uri.removeprefix("s3://"), recursive=True))
+    return store, [f.path for f in listing if f.path.endswith(".parquet") and "/_delta_log/" not in f.path]

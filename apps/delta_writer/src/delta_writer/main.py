@@ -1,11 +1,14 @@
-"""delta-writer [run] | maintain | restore --version N | --timestamp ISO | history"""
+"""delta-writer [run] | maintain | restore --version N | --timestamp ISO | history
+| subject count|export|erase --by user_id|session_id (the subject's id on standard input)"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+from datetime import timedelta
 
 from analytics_common import logs
 from analytics_common.config import exit_on_error
@@ -31,7 +34,26 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--version", type=int)
     g.add_argument("--timestamp", help="ISO 8601, e.g. 2026-11-29T10:00:00Z")
     sub.add_parser("history", help="print the table's recent versions")
+    s = sub.add_parser(
+        "subject",
+        help="a data subject's rows: count them, export them as JSON Lines, or erase them; the subject's id is read"
+        " from standard input (never an argument: arguments are visible to every user of the host)",
+    )
+    s.add_argument("action", choices=["count", "export", "erase"])
+    s.add_argument("--by", required=True, choices=maintenance.SUBJECT_COLUMNS)
+    s.add_argument("--out", help="export: the JSON Lines file to write (0600)")
+    s.add_argument("--parquet", help="export: also write the rows as this Parquet file (0600)")
+    s.add_argument("--dry-run", action="store_true", help="erase: count what would be removed, change nothing")
+    s.add_argument(
+        "--purge-after-minutes",
+        type=int,
+        metavar="M",
+        help="erase: then remove the data files outside the current version that still hold the subject's rows and are"
+        " older than M minutes, instead of leaving them to vacuum's retention",
+    )
     args = parser.parse_args(argv)
+    if args.command == "subject" and args.action == "export" and not args.out:
+        parser.error("subject export needs --out FILE")
 
     cfg = exit_on_error("delta-writer", load_config)
     # The other commands print their result as JSON on standard output (playbooks/delta_maintenance.yml reads it).
@@ -53,11 +75,54 @@ def main(argv: list[str] | None = None) -> None:
             out["anonymized_rows"] = maintenance.anonymize(dt, cfg.anonymize_after_days)
             out["compact"] = maintenance.compact(dt)
         out["vacuumed"] = maintenance.vacuum(dt, cfg.vacuum_retention_hours, args.dry_run)
+    elif args.command == "subject":
+        out = subject(EventTable(cfg), dt, args, cfg.vacuum_retention_hours)
     elif args.command == "restore":
         out = maintenance.restore(dt, args.version, args.timestamp)
     else:
         out = maintenance.history(dt)
     print(json.dumps(out, default=str, indent=2))
+
+
+def _private_file(path: str, mode: str = "w"):
+    """A new file only its owner can read (an export holds a person's data)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
+
+
+def subject(table: EventTable, dt, args, vacuum_hours: int) -> dict:
+    value = sys.stdin.readline().rstrip("\n")
+    if not value:
+        raise SystemExit(f"delta-writer: give the subject's {args.by} on standard input")
+    out: dict = {"store": "delta", "by": args.by}
+    if args.action == "count" or (args.action == "erase" and args.dry_run):
+        out["rows"] = maintenance.subject_rows(dt, args.by, value).num_rows
+    elif args.action == "export":
+        rows = maintenance.subject_rows(dt, args.by, value)
+        with _private_file(args.out) as f:
+            for line in maintenance.export_lines(rows):
+                f.write(line + "\n")
+        if args.parquet:
+            import pyarrow.parquet as pq
+
+            with _private_file(args.parquet, "wb") as f:
+                pq.write_table(rows.drop_columns(["event_date"]), f)
+        out.update(rows=rows.num_rows, version=dt.version())
+    else:
+        out.update(maintenance.erase(table.open, args.by, value))
+        if args.purge_after_minutes is not None:
+            done = maintenance.purge_subject_files(
+                table.open(), args.by, value, timedelta(minutes=args.purge_after_minutes)
+            )
+            out.update(
+                purged_files=len(done["purged"]),
+                files_left_for_vacuum=len(done["left_for_vacuum"]),
+                # Paths under the table's root (partition and file names: no personal data). In a versioned bucket
+                # their old versions still hold the rows: playbooks/privacy_erase.yml removes those too.
+                purged=done["purged"],
+            )
+        out["vacuum_retention_hours"] = vacuum_hours
+    return out
 
 
 if __name__ == "__main__":

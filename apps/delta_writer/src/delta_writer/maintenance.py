@@ -1,13 +1,23 @@
 """Table maintenance: the data lifecycle (rows past the retention deleted, client addresses anonymised after a while:
-the policies PostgreSQL applies), compaction of small files, vacuum of files older than the retention (the guide's 168
-hours), and time-travel restore for data corruption (Delta keeps every version until vacuum removes its files)."""
+the policies PostgreSQL applies), a data subject's rows found, exported or erased, compaction of small files, vacuum of
+files older than the retention (the guide's 168 hours), and time-travel restore for data corruption (Delta keeps every
+version until vacuum removes its files)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-from deltalake import DeltaTable
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, QueryBuilder
+from deltalake.exceptions import CommitFailedError
+from deltalake.fs import DeltaStorageHandler
 
 log = logging.getLogger("delta-writer")
 
@@ -43,6 +53,97 @@ def anonymize(dt: DeltaTable, after_days: int, today: date | None = None) -> int
     changed = int(metrics.get("num_updated_rows", 0))
     log.info("anonymized", extra={"reason": f"{changed} client addresses in rows dated before {cutoff}"})
     return changed
+
+
+# A data subject is found by one of these columns (the event contract's identifiers of a person).
+SUBJECT_COLUMNS = ("user_id", "session_id")
+ERASE_ATTEMPTS = 8  # a delete that lost a race with a writer's commit is made again on the new version
+
+
+def _subject_column(column: str) -> str:
+    if column not in SUBJECT_COLUMNS:
+        raise ValueError(f"a data subject is found by {' or '.join(SUBJECT_COLUMNS)}, not {column!r}")
+    return column
+
+
+def subject_rows(dt: DeltaTable, column: str, value: str) -> pa.Table:
+    """The subject's rows in the current version."""
+    # Through delta-rs's own query engine: pyarrow's dataset over the table's files aborts the process at exit after
+    # some scans (a C++ thread left running), and it types the column string where merged files hold string_view.
+    query = f"SELECT * FROM events WHERE {_predicate(column, value)}"  # noqa: S608 - _predicate quotes the value
+    rows = pa.table(QueryBuilder().register("events", dt).execute(query))
+    return rows.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in rows.schema]))
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    return pa.string() if kind == pa.string_view() else kind
+
+
+def _predicate(column: str, value: str) -> str:
+    """column = 'value', the column one of SUBJECT_COLUMNS, the value a SQL string literal (quotes doubled: the only
+    escape delta-rs's SQL knows; a backslash is an ordinary character, tested)."""
+    return f"{_subject_column(column)} = '" + value.replace("'", "''") + "'"
+
+
+def _iso(t: datetime | None) -> str | None:
+    # One spelling for every store's export: UTC, microseconds, Z (plugins/modules/pg_subject.py writes the same).
+    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def export_lines(rows: pa.Table) -> Iterator[str]:
+    """The rows as JSON Lines in the export's shape (the table's columns but the partition; properties and metadata as
+    JSON objects; times in UTC), oldest first."""
+    for r in rows.sort_by([("event_time", "ascending"), ("event_id", "ascending")]).to_pylist():
+        r.pop("event_date", None)
+        r["event_time"], r["received_at"] = _iso(r["event_time"]), _iso(r["received_at"])
+        r["properties"], r["metadata"] = json.loads(r["properties"]), json.loads(r["metadata"])
+        yield json.dumps(r, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def erase(open_table, column: str, value: str) -> dict:
+    """Delete the subject's rows: one new version, only the files holding them rewritten. A delete that conflicts with
+    a concurrent commit is made again on the new version. Returns {"rows": deleted, "version": the table's version}."""
+    predicate = _predicate(column, value)
+    for attempt in range(1, ERASE_ATTEMPTS + 1):
+        dt = open_table()
+        try:
+            deleted = int(dt.delete(predicate).get("num_deleted_rows", 0))
+            break
+        except CommitFailedError:
+            if attempt == ERASE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    log.info("erased", extra={"reason": f"{deleted} rows of a data subject (by {column})"})
+    return {"rows": deleted, "version": dt.version()}
+
+
+def purge_subject_files(dt: DeltaTable, column: str, value: str, grace: timedelta) -> dict:
+    """Remove now, rather than at the vacuum after its retention, the data files outside the current version that
+    still hold the subject's rows (rewritten by the erase, compacted or anonymised before it). A file younger than
+    `grace` is left to vacuum: outside the current version it may be a commit in flight, which vacuum's own retention
+    protects too. Time travel to versions before the erase loses those files: that is the point.
+    Returns {"purged": [paths], "left_for_vacuum": [paths]}."""
+    column = _subject_column(column)
+    fs = pafs.PyFileSystem(DeltaStorageHandler.from_table(dt._table))
+    outside = dt.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)  # lists, deletes nothing
+    purged, left = [], []
+    now = datetime.now(UTC)
+    for path in sorted(outside):
+        if not path.endswith(".parquet"):
+            continue
+        held = pq.read_table(path, filesystem=fs, columns=[column]).column(column).cast(pa.string())
+        if not pc.any(pc.equal(held, value)).as_py():
+            continue
+        info = fs.get_file_info(path)
+        if info.mtime is None or now - info.mtime.astimezone(UTC) < grace:
+            left.append(path)
+            continue
+        fs.delete_file(path)
+        purged.append(path)
+    log.info(
+        "purged", extra={"reason": f"{len(purged)} files holding a data subject's rows, {len(left)} left to vacuum"}
+    )
+    return {"purged": purged, "left_for_vacuum": left}
 
 
 def compact(dt: DeltaTable, target_size: int = 256 * 1024 * 1024) -> dict:
