@@ -8,6 +8,8 @@ not set it); tests/unit/plugins/test_privacy.py checks that every default here i
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 EVENT_FIELDS = (
@@ -104,3 +106,9 @@ def bucket_readers(host_vars, bucket) -> list[str]:
         if "Admin" in actions or "Read" in actions or f"Read:{bucket}" in actions:
             out.append(ident.get("name") or ident.get("access_key"))
     return out
+
+
+def subject_digest(key: str, by: str, subject: str) -> str:
+    """What the platform keeps of an erased data subject: HMAC-SHA256 of "<by>:<id>" under the environment's
+    privacy_erasure_key (hex). Without the key it cannot be reversed or tested against guessed ids."""
+    return hmac.new(key.encode("utf-8"), f"{by}:{subject}".encode(), hashlib.sha256).hexdigest()

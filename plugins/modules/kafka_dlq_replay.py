@@ -16,6 +16,8 @@ description:
     copy per event_id, so even a replay from the start (O(start=earliest)) duplicates nothing."
   - A record parked by several consumers (both sinks park a record that breaks the contract) is re-submitted once.
     A record that still breaks the contract is parked again by the sinks, with its reason.
+  - "A record of an erased data subject (its C(user_id) or C(session_id) among O(erased_subjects)) is never
+    re-submitted: it is counted in RV(erased) and passed over for good."
   - Check mode reads and counts what would be re-submitted; it produces and commits nothing.
 version_added: 0.2.0
 author: analytics.platform contributors (@analytics-platform)
@@ -61,6 +63,16 @@ options:
     description: Read at most this many records of the dead-letter topic in one run (the rest waits for the next).
     type: int
     default: 100000
+  erased_subjects:
+    description:
+      - The erased data subjects, as the HMACs C(analytics_erasures) holds (playbooks/privacy_erase.yml records them;
+        playbooks/dlq_replay.yml reads them from the PostgreSQL leader).
+    type: list
+    elements: str
+    default: []
+  erasure_key:
+    description: The key of those HMACs (C(privacy_erasure_key)); required with O(erased_subjects).
+    type: str
   transactional_id:
     description: Transactional id of the replay's producer (the login user needs WRITE on it).
     type: str
@@ -103,12 +115,17 @@ passed_over:
   description: Records that did not match the filters (not re-submitted; a later run starts after them).
   returned: always
   type: int
+erased:
+  description: Matching records of erased data subjects (never re-submitted).
+  returned: always
+  type: int
 reasons:
   description: Reason -> count of the matching records.
   returned: always
   type: dict
 """
 
+import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -119,6 +136,7 @@ from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
     kafka_common_argument_spec,
     reported_errors,
 )
+from ansible_collections.analytics.platform.plugins.module_utils.privacy import subject_digest
 
 if HAS_CONFLUENT:
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -134,6 +152,22 @@ def matches(h: dict, p: dict) -> bool:
     if p["stages"] and h.get("dlq-stage", "contract") not in p["stages"]:
         return False
     return p["reason_contains"] in h.get("dlq-reason", "")
+
+
+def of_erased_subject(value, erased: set, key: str) -> bool:
+    """The record is an event whose user_id or session_id is an erased subject's."""
+    if not erased or not value:
+        return False
+    try:
+        event = json.loads(value)
+    except ValueError:  # not JSON: no subject can be named in it
+        return False
+    if not isinstance(event, dict):
+        return False
+    return any(
+        isinstance(event.get(by), str) and subject_digest(key, by, event[by]) in erased
+        for by in ("user_id", "session_id")
+    )
 
 
 def read_parked(consumer, p: dict, timeout: float) -> tuple[list, dict, dict]:
@@ -183,11 +217,16 @@ def main():
         reason_contains={"type": "str", "default": ""},
         max_records={"type": "int", "default": 100000},
         transactional_id={"type": "str", "default": "dlq-replay"},
+        erased_subjects={"type": "list", "elements": "str", "default": [], "no_log": False},
+        erasure_key={"type": "str", "no_log": True},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     if p["max_records"] < 1:
         module.fail_json(msg=f"max_records must be at least 1 (got {p['max_records']})")
+    if p["erased_subjects"] and not p["erasure_key"]:
+        module.fail_json(msg="erasure_key is required with erased_subjects (the key of their HMACs)")
+    erased_subjects = set(p["erased_subjects"])
     admin_client(module)  # fails with one line when the library or the login is missing
     timeout = p["request_timeout"]
     base = client_config(p)
@@ -205,11 +244,14 @@ def main():
         try:
             records, start, position = read_parked(consumer, p, timeout)
             chosen, seen, reasons = [], set(), {}
-            duplicates = passed_over = 0
+            duplicates = passed_over = erased = 0
             for msg in records:
                 h = headers_of(msg)
                 if not matches(h, p):
                     passed_over += 1
+                    continue
+                if of_erased_subject(msg.value(), erased_subjects, p["erasure_key"]):
+                    erased += 1
                     continue
                 source = h.get("dlq-source") or f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
                 if source in seen:
@@ -240,6 +282,7 @@ def main():
         replayed=len(chosen),
         duplicates=duplicates,
         passed_over=passed_over,
+        erased=erased,
         reasons=reasons,
         msg=f"{'would re-submit' if module.check_mode else 're-submitted'} {len(chosen)} of {len(records)} parked "
         f"records to {p['topic']}",

@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Import name -> the distribution requirements.txt must list (packages ansible-core itself brings are not listed).
-DISTRIBUTION = {"confluent_kafka": "confluent-kafka", "boto3": "boto3", "botocore": "boto3"}
+DISTRIBUTION = {"confluent_kafka": "confluent-kafka", "boto3": "boto3", "botocore": "boto3", "psycopg2": "psycopg"}
 WITH_ANSIBLE_CORE = {"yaml", "jinja2", "cryptography"}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -344,10 +346,13 @@ def test_audit_probe_kafka_access_passes_here_and_fails_as_a_super_user():
 
 def test_dlq_replay_resubmits_each_parked_record_once():
     """playbooks/dlq_replay.yml's module against the cluster: check mode counts and changes nothing; a record parked by
-    both sinks is re-submitted once, with its key and value unchanged; a second run re-submits nothing."""
+    both sinks is re-submitted once, with its key and value unchanged; an erased subject's record is never
+    re-submitted; a second run re-submits nothing."""
     marker = str(uuid.uuid4())
     contract = json.dumps({"run": marker, "seq": 0}).encode()
     store = json.dumps({"run": marker, "seq": 1}).encode()
+    erased = json.dumps({"run": marker, "seq": 2, "user_id": f"erased-{marker}"}).encode()
+    key = "erasure-key-" + marker  # as privacy_erase.yml records the subject in analytics_erasures
 
     def parked(value, consumer, stage, source):
         return (
@@ -365,16 +370,19 @@ def test_dlq_replay_resubmits_each_parked_record_once():
         parked(contract, "pg-sink", "contract", f"{TOPIC}/0/{marker}"),
         parked(contract, "delta-writer", "contract", f"{TOPIC}/0/{marker}"),
         parked(store, "pg-sink", "store", f"{TOPIC}/1/{marker}"),
+        parked(erased, "pg-sink", "store", f"{TOPIC}/2/{marker}"),
     ]:
         p.produce("analytics-events-dlq", value, key=marker.encode(), headers=headers)
     assert p.flush(60) == 0
     args = dict(
         admin_args(), group=f"dlq-replay-{marker}", transactional_id=f"dlq-replay-{marker}", reason_contains=marker
     )
+    digest = hmac.new(key.encode(), f"user_id:erased-{marker}".encode(), hashlib.sha256).hexdigest()
+    args.update(erased_subjects=[digest], erasure_key=key)
     dry = ansible_module("analytics.platform.kafka_dlq_replay", args, check=True)
-    assert (dry["replayed"], dry["duplicates"], dry["changed"]) == (2, 1, True), dry
+    assert (dry["replayed"], dry["duplicates"], dry["erased"], dry["changed"]) == (2, 1, 1, True), dry
     real = ansible_module("analytics.platform.kafka_dlq_replay", args)
-    assert (real["replayed"], real["duplicates"]) == (2, 1), real
+    assert (real["replayed"], real["duplicates"], real["erased"]) == (2, 1, 1), real
     assert sorted(consume_all(admin_conf(), marker, 2, timeout=60)) == [0, 1]
     again = ansible_module("analytics.platform.kafka_dlq_replay", args)
     assert (again["replayed"], again["changed"]) == (0, False), again

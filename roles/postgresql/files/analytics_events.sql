@@ -47,3 +47,15 @@ CREATE TABLE IF NOT EXISTS analytics_sink_offsets (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer_group, topic, kafka_partition)
 );
+
+-- Data subjects erased (playbooks/privacy_erase.yml): an HMAC of "<by>:<id>" under the vault's privacy_erasure_key,
+-- never the id itself. The erasure's record, and the list the dead-letter replay (playbooks/dlq_replay.yml) consults so
+-- that an erased subject's parked events are not stored again. Claims in analytics_event_ids are kept on erasure: an
+-- erased event redelivered by Kafka stays skipped.
+CREATE TABLE IF NOT EXISTS analytics_erasures (
+    subject_digest  text        PRIMARY KEY,
+    first_request   text        NOT NULL,
+    first_erased_at timestamptz NOT NULL DEFAULT now(),
+    last_erased_at  timestamptz NOT NULL DEFAULT now(),
+    rows_erased     bigint      NOT NULL DEFAULT 0
+);

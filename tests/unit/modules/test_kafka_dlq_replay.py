@@ -37,3 +37,27 @@ def test_headers_are_decoded_and_missing_values_are_empty():
             return [("dlq-reason", b"why \xff"), ("dlq-stage", None)]
 
     assert kafka_dlq_replay.headers_of(Msg()) == {"dlq-reason": "why \ufffd", "dlq-stage": ""}
+
+
+KEY = "an-erasure-key-of-thirty-two-chars"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b'{"user_id": "gone", "session_id": "s"}', True),
+        (b'{"user_id": "kept", "session_id": "gone-session"}', True),
+        (b'{"user_id": "kept", "session_id": "s"}', False),
+        (b'{"user_id": "session_id:gone-session"}', False),  # the column is part of what is hashed
+        (b'{"user_id": ["gone"]}', False),
+        (b'["gone"]', False),
+        (b"not json \x00", False),
+        (None, False),
+    ],
+)
+def test_an_erased_subjects_record_is_recognised_by_its_hmac_only(value, expected):
+    from ansible_collections.analytics.platform.plugins.module_utils.privacy import subject_digest
+
+    erased = {subject_digest(KEY, "user_id", "gone"), subject_digest(KEY, "session_id", "gone-session")}
+    assert kafka_dlq_replay.of_erased_subject(value, erased, KEY) is expected
+    assert kafka_dlq_replay.of_erased_subject(value, erased, KEY + "-other") is False  # another key: other HMACs
