@@ -153,6 +153,104 @@ def privacy_record(hostvars, groups):
     return rows
 
 
+def _leader(results: dict) -> tuple[str | None, dict]:
+    leaders = [(h, r) for h, r in results.items() if r and not r.get("standby")]
+    if results and not leaders:
+        raise AnsibleFilterError(f"privacy_erasure: no PostgreSQL leader among {', '.join(results)}")
+    return leaders[0] if leaders else (None, {})
+
+
+def privacy_erasure(data, stores):
+    """The erasure record (no personal data) from the erase play's results: `data` holds the request's fields and each
+    store's result (postgresql: host -> pg_subject's result; postgresql_left: host -> the wait's result, rows left;
+    delta: `delta-writer subject erase`'s JSON or None); `stores`: privacy_record's rows, for what still holds the
+    data and for how long. Adds `changed` (something was removed or recorded) and a one-line `summary`."""
+    if not isinstance(data, dict):
+        raise AnsibleFilterError("privacy_erasure: expected the play's results as a mapping")
+    check = bool(data.get("check_mode"))
+    record = {k: data.get(k) for k in ("request", "requested_by", "by", "environment", "started", "finished")}
+    record["check_mode"] = check
+    removed, parts = {}, []
+    pg = data.get("postgresql") or {}
+    leader, result = _leader(pg)
+    if leader:
+        removed["postgresql"] = {
+            "leader": leader,
+            "rows": result.get("rows", 0),
+            "partitions": result.get("partitions") or {},
+        }
+        left = {
+            h: r["rows"]
+            for h, r in (data.get("postgresql_left") or {}).items()
+            if h != leader and isinstance(r, dict) and "rows" in r  # the wait's result on each replica (skipped: none)
+        }
+        if left:
+            removed["postgresql"]["left_on_replicas"] = left
+        record["recorded_for_dead_letter_replay"] = bool(result.get("recorded"))
+        parts.append(f"PostgreSQL {result.get('rows', 0)}")
+    delta = data.get("delta")
+    if delta:
+        removed["delta"] = {
+            k: delta[k]
+            for k in ("rows", "version", "purged_files", "files_left_for_vacuum", "object_versions_removed")
+            if k in delta
+        }
+        parts.append(f"Delta {delta.get('rows', 0)}")
+    record["removed"] = removed
+    held = []
+    for row in stores or []:
+        name = str(row.get("store", ""))
+        if name.startswith("Kafka topic"):
+            held.append(
+                {
+                    "store": name,
+                    "for": row["retention"],
+                    "note": "kept as received until the retention deletes"
+                    " it; the sinks do not store an erased event again (PostgreSQL keeps its id's claim, the"
+                    " dead-letter replay skips the subject), but a Delta writer re-reading the topic from an"
+                    " earlier offset would: erase again after such a reset",
+                }
+            )
+        elif name.startswith("PostgreSQL backups"):
+            held.append(
+                {
+                    "store": name,
+                    "for": row["retention"],
+                    "note": "backups are not rewritten: a restore from"
+                    " one taken before the erasure brings the events back, so erase again after any restore",
+                }
+            )
+    if delta and (delta.get("files_left_for_vacuum") or "purged_files" not in delta):
+        hours = delta.get("vacuum_retention_hours")
+        held.append(
+            {
+                "store": "Delta data files outside the current version",
+                "for": f"{hours} hours",
+                "note": "too young to purge (they may have been a commit in flight): vacuum removes them after that"
+                " window, but a versioned data bucket keeps their data as old versions; run the erasure again once"
+                " they are older than privacy_erase_purge_after_minutes: it purges them and their versions",
+            }
+        )
+    record["still_held"] = held
+    pg_rows = (removed.get("postgresql") or {}).get("rows", 0)
+    delta_rows = (removed.get("delta") or {}).get("rows", 0)
+    purged = (removed.get("delta") or {}).get("purged_files", 0)
+    record["changed"] = not check and bool(
+        pg_rows or delta_rows or purged or record.get("recorded_for_dead_letter_replay")
+    )
+    if not parts:
+        record["summary"] = "this inventory has no store of events (no PostgreSQL, no delta_writer hosts)"
+    elif check:
+        record["summary"] = "would remove: " + ", ".join(parts) + " rows"
+    elif record["changed"]:
+        record["summary"] = (
+            "removed: " + ", ".join(parts) + " rows" + (f", {purged} Delta files purged" if purged else "")
+        )
+    else:
+        record["summary"] = "nothing left to remove: the subject was already erased (no record written)"
+    return record
+
+
 class FilterModule:
     def filters(self):
-        return {"privacy_record": privacy_record, "privacy_vars": privacy_vars}
+        return {"privacy_record": privacy_record, "privacy_vars": privacy_vars, "privacy_erasure": privacy_erasure}

@@ -243,6 +243,134 @@ def test_old_ip_addresses_are_anonymised(pg_a):
     assert psql(pg_a, ip.format(marker_new)) == "198.51.100.78"
 
 
+ERASE = ROOT / "playbooks" / "privacy_erase.yml"
+EXPORT = ROOT / "playbooks" / "privacy_export.yml"
+
+
+def test_the_export_play_writes_what_was_stored_with_a_manifest(pg_a, tmp_path, monkeypatch):
+    """playbooks/privacy_export.yml: the subject's events from the leader as JSON Lines equal the stored rows (content
+    and count), the manifest's counts and checksums match the files, files private; check mode writes nothing."""
+    import hashlib
+
+    run = uuid.uuid4().hex[:8]
+    subject = f"export-{run}"
+    for days, props in [(0, '{"n": 1.5, "t": "x"}'), (3, "{}"), (40, '{"deep": {"x": [1, null]}}')]:
+        psql(
+            pg_a,
+            "INSERT INTO analytics_events (event_id, event_type, user_id, session_id, event_time, received_at, "
+            f"properties, metadata) VALUES ('{uuid.uuid4()}', 'verify', '{subject}', 's-{run}', "
+            f"now() - interval '{days} days', now(), '{props}', '{{\"ip_address\": \"192.0.2.1\"}}')",
+        )
+    psql(
+        pg_a,
+        "INSERT INTO analytics_events (event_id, event_type, user_id, event_time, received_at) VALUES "
+        f"('{uuid.uuid4()}', 'verify', 'not-{subject}', now(), now())",
+    )
+    stored = psql(
+        pg_a,
+        "SELECT json_agg(e ORDER BY event_time, event_id) FROM (SELECT event_id, user_id, session_id,"
+        " event_time, properties, metadata FROM analytics_events "
+        f"WHERE user_id = '{subject}') e",
+    )
+    stored = json.loads(stored)
+    monkeypatch.setenv("AP_PRIVACY_SUBJECT", subject)
+    args = ["-e", f"privacy_request=DSAR-{run}", "-e", f"privacy_export_dir={tmp_path}"]
+
+    r = ansible_playbook(EXPORT, *args, "--check")
+    assert r.returncode == 0 and "would export: postgresql.jsonl 3" in r.output, r.output[-3000:]
+    assert not (tmp_path / f"DSAR-{run}").exists()
+
+    r = ansible_playbook(EXPORT, *args, "-vvv")
+    assert r.returncode == 0, r.output[-3000:]
+    assert subject not in r.output  # no_log: the id is in no task's output
+    folder = tmp_path / f"DSAR-{run}"
+    lines = [json.loads(line) for line in (folder / "postgresql.jsonl").read_text().splitlines()]
+    assert [x["event_id"] for x in lines] == [x["event_id"] for x in stored]
+    for got, row in zip(lines, stored, strict=True):
+        assert (got["user_id"], got["session_id"], got["properties"], got["metadata"]) == (
+            row["user_id"],
+            row["session_id"],
+            row["properties"],
+            row["metadata"],
+        )
+        assert got["event_time"].endswith("Z")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    [entry] = manifest["files"]
+    data = (folder / "postgresql.jsonl").read_bytes()
+    assert (entry["name"], entry["rows"], entry["sha256"]) == ("postgresql.jsonl", 3, hashlib.sha256(data).hexdigest())
+    assert {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()} == {
+        "postgresql.jsonl": 0o600,
+        "manifest.json": 0o600,
+    }
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert pg_a.run("ls -d /tmp/ap-export-* 2>/dev/null").stdout.strip() == ""  # nothing left on the host
+
+
+def test_the_erase_play_removes_a_subject_from_every_member_and_records_it_without_the_id(
+    pg_a, pg_b, tmp_path, monkeypatch
+):
+    """playbooks/privacy_erase.yml on the Patroni cluster: check mode counts and removes nothing; the run removes the
+    subject's events on the leader and waits for the replica, others untouched; the record holds counts and no id; a
+    second run removes nothing and writes nothing; the id never shows in the play's output."""
+    run = uuid.uuid4().hex[:8]
+    subject, other = f"subject-{run}", f"other-{run}"
+    for user, days in [(subject, 0), (subject, 5), (subject, 40), (other, 0), (other, 40)]:
+        psql(
+            pg_a,
+            "INSERT INTO analytics_events (event_id, event_type, user_id, event_time, received_at) VALUES "
+            f"('{uuid.uuid4()}', 'verify', '{user}', now() - interval '{days} days', now())",
+        )
+    count = "SELECT count(*) FROM analytics_events WHERE user_id = '{}'"
+    assert wait_for(lambda: psql(pg_b, count.format(subject)) == "3", timeout=30)
+    key = tmp_path / "key.yml"
+    key.write_text(f"privacy_erasure_key: {uuid.uuid4().hex}{uuid.uuid4().hex}\n")
+    key.chmod(0o600)
+    args = [
+        "-e",
+        f"@{key}",
+        "-e",
+        f"privacy_request=T-{run}",
+        "-e",
+        "privacy_requested_by=dpo",
+        "-e",
+        f"privacy_record_dir={tmp_path}",
+    ]
+
+    monkeypatch.setenv("AP_PRIVACY_SUBJECT", "")
+    r = ansible_playbook(ERASE, *args)
+    assert r.returncode != 0 and "privacy_subject: no data subject given" in r.output, r.output[-2000:]
+    assert "pg-a" not in changed_per_host(r.output)  # refused before any host was touched
+
+    monkeypatch.setenv("AP_PRIVACY_SUBJECT", subject)
+    r = ansible_playbook(ERASE, *args, "--check")
+    assert r.returncode == 0, r.output[-3000:]
+    assert "would remove: PostgreSQL 3 rows" in r.output, r.output[-2000:]
+    assert (psql(pg_a, count.format(subject)), psql(pg_b, count.format(subject))) == ("3", "3")
+
+    r = ansible_playbook(ERASE, *args, "-vvv")  # -vvv: every task shows its arguments, unless no_log hides them
+    assert r.returncode == 0, r.output[-3000:]
+    assert "removed: PostgreSQL 3 rows" in r.output, r.output[-2000:]
+    assert subject not in r.output  # no_log: the id is in no task's output
+    assert (psql(pg_a, count.format(subject)), psql(pg_b, count.format(subject))) == ("0", "0")
+    assert (psql(pg_a, count.format(other)), psql(pg_b, count.format(other))) == ("2", "2")
+    [path] = list((tmp_path / "erasures").glob(f"*/T-{run}.json"))
+    text = path.read_text()
+    record = json.loads(text)
+    assert subject not in text
+    assert record["removed"]["postgresql"]["rows"] == 3 and record["removed"]["postgresql"]["leader"] == "pg-a"
+    assert record["removed"]["postgresql"]["left_on_replicas"] == {"pg-b": 0}
+    assert record["recorded_for_dead_letter_replay"] is True
+    assert any(h["store"] == "PostgreSQL backups (pgBackRest)" for h in record["still_held"]), record
+    assert psql(pg_a, f"SELECT rows_erased FROM analytics_erasures WHERE first_request = 'T-{run}'") == "3"
+
+    path.unlink()
+    r = ansible_playbook(ERASE, *args)
+    assert r.returncode == 0, r.output[-3000:]
+    assert "nothing left to remove" in r.output, r.output[-2000:]
+    assert set(changed_per_host(r.output).values()) == {0}, r.output[-2000:]
+    assert not path.exists()
+
+
 PITR: dict = {}  # the markers and the target time of the point-in-time restore
 
 

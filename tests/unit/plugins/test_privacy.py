@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
-from ansible_collections.analytics.platform.plugins.filter.privacy import privacy_record, privacy_vars
+from ansible_collections.analytics.platform.plugins.filter.privacy import privacy_erasure, privacy_record, privacy_vars
 from ansible_collections.analytics.platform.plugins.module_utils.privacy import (
     DEFAULT_BUCKET_READERS,
     DEFAULT_TOPIC_READERS,
@@ -151,3 +151,74 @@ def test_the_play_writes_the_record_without_contacting_a_host(playbook, tmp_path
     assert "| 45 days (daily partitions dropped) |" in pg and "store-1.stg.example.com (zone-a)" in pg
     backups = next(line for line in text.splitlines() if line.startswith("| PostgreSQL backups"))
     assert "bucket `pgbackrest` at https://store-1.stg.example.com:" in backups  # derived from hostvars in staging
+
+
+def erasure_data(**kw):
+    data = {
+        "request": "DPO-1",
+        "requested_by": "dpo",
+        "by": "user_id",
+        "environment": "lab",
+        "started": "2026-12-04T15:00:00+00:00",
+        "finished": "2026-12-04T15:00:09+00:00",
+        "check_mode": False,
+        "postgresql": {
+            "pg-a": {"standby": False, "rows": 3, "partitions": {"p1": 2, "p2": 1}, "recorded": True},
+            "pg-b": {"standby": True, "rows": 3},
+        },
+        "postgresql_left": {"pg-a": {"skipped": True, "changed": False}, "pg-b": {"rows": 0, "standby": True}},
+        "delta": {
+            "rows": 2,
+            "version": 7,
+            "purged_files": 2,
+            "files_left_for_vacuum": 0,
+            "vacuum_retention_hours": 168,
+        },
+    }
+    data.update(kw)
+    return data
+
+
+STORES = privacy_record(
+    {"k1": {}, "pg-a": {}, "dw": {}}, {"kafka": ["k1"], "postgresql_primary": ["pg-a"], "delta_writer": ["dw"]}
+)
+
+
+def test_the_erasure_record_counts_each_store_and_says_what_still_holds_the_data():
+    record = privacy_erasure(erasure_data(), STORES)
+    assert record["removed"]["postgresql"] == {
+        "leader": "pg-a",
+        "rows": 3,
+        "partitions": {"p1": 2, "p2": 1},
+        "left_on_replicas": {"pg-b": 0},
+    }
+    assert record["removed"]["delta"] == {"rows": 2, "version": 7, "purged_files": 2, "files_left_for_vacuum": 0}
+    assert record["changed"] and record["recorded_for_dead_letter_replay"]
+    assert record["summary"] == "removed: PostgreSQL 3, Delta 2 rows, 2 Delta files purged"
+    held = {h["store"]: h["for"] for h in record["still_held"]}
+    assert held == {
+        "Kafka topic `analytics-events`": "7 days",
+        "Kafka topic `analytics-events-dlq`": "30 days",
+        "PostgreSQL backups (pgBackRest)": "30 days of full backups and their WAL",
+    }
+    # Files left to vacuum are said, with vacuum's window.
+    left = privacy_erasure(erasure_data(delta={"rows": 1, "version": 8, "vacuum_retention_hours": 168}), STORES)
+    assert {"store": "Delta data files outside the current version", "for": "168 hours"}.items() <= next(
+        h for h in left["still_held"] if h["store"].startswith("Delta")
+    ).items()
+
+
+def test_a_second_erasure_changes_nothing_and_check_mode_only_counts():
+    again = erasure_data(
+        postgresql={"pg-a": {"standby": False, "rows": 0, "partitions": {}, "recorded": False}},
+        delta={"rows": 0, "version": 9, "purged_files": 0, "files_left_for_vacuum": 0},
+    )
+    record = privacy_erasure(again, STORES)
+    assert not record["changed"] and record["summary"].startswith("nothing left to remove")
+    check = privacy_erasure(erasure_data(check_mode=True), STORES)
+    assert not check["changed"] and check["summary"] == "would remove: PostgreSQL 3, Delta 2 rows"
+
+
+def test_an_erasure_without_a_leader_is_an_error():
+    with pytest.raises(AnsibleFilterError, match="no PostgreSQL leader among pg-b"):
+        privacy_erasure(erasure_data(postgresql={"pg-b": {"standby": True, "rows": 1}}), STORES)
