@@ -114,6 +114,14 @@ CATALOGUE = {
         "remediation": "Deploy etcd with the etcd role: TLS on the client and peer ports, peers must present a "
         "certificate of the platform CA, and authentication on with a user per client (etcd_clients).",
     },
+    "consent": {
+        "title": "Consent signals honoured by the ingest API (compliance: consent tracking)",
+        "severity": "medium",
+        "groups": ["analytics_api"],
+        "remediation": "Set analytics_api_consent_mode to anonymize (the default) or drop, so that a request with "
+        "Sec-GPC: 1 or DNT: 1 has its events stored without identifiers or not at all; where consent is handled "
+        "before the API, waive this control with the reason (audit_waivers).",
+    },
     "security_updates": {
         "title": "Regular security updates",
         "severity": "high",

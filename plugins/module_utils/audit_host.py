@@ -184,6 +184,29 @@ def listening_ports(allowed: list[int]) -> dict:
 
 
 # --- security updates, audit logging ----------------------------------------------------------------------------------
+CONSENT_MODES = {"anonymize": True, "drop": True, "ignore": False}
+
+
+def api_consent(run, unit: str = "analytics-api") -> dict:
+    """The consent mode the running API uses: API_CONSENT_MODE in its main process's environment (what it started
+    with, not what a file says now), anonymize when unset (the service's default). Only that variable is read back."""
+    rc, out, err = run(["systemctl", "show", "--property", "MainPID", "--value", unit])
+    pid = out.strip() if rc == 0 else ""
+    if not pid.isdigit() or pid == "0":
+        raise RuntimeError(f"{unit} is not running (systemctl: {(err or out).strip() or 'no main process'})")
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        found = [e for e in f.read().split(b"\0") if e.startswith(b"API_CONSENT_MODE=")]
+    mode = found[-1].split(b"=", 1)[1].decode("utf-8", "replace") if found else None
+    effective = mode or "anonymize"
+    ev = {"unit": unit, "pid": int(pid), "API_CONSENT_MODE": mode, "effective": effective}
+    if effective not in CONSENT_MODES:
+        return result("consent", "error", f"{unit} runs with an unknown consent mode {effective!r}", unit, **ev)
+    if CONSENT_MODES[effective]:
+        what = "stored without identifiers" if effective == "anonymize" else "not stored"
+        return result("consent", "pass", f"events of requests without consent are {what} ({effective})", unit, **ev)
+    return result("consent", "fail", "requests without consent (Sec-GPC, DNT) are stored as sent (ignore)", unit, **ev)
+
+
 def security_updates(run, max_days: int) -> dict:
     rc, out, err = run(["apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade"])
     if rc != 0:

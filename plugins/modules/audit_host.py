@@ -107,6 +107,10 @@ options:
     description: A posix repository is a mount every member shares (not the host's own disk).
     type: bool
     default: false
+  analytics_api:
+    description: This host runs the ingest API (report the consent mode its running process uses).
+    type: bool
+    default: false
   etcd:
     description: This host runs an etcd member (probe its client and peer ports).
     type: bool
@@ -171,6 +175,7 @@ def main():
             "backup_conf": {"type": "path", "default": "/etc/pgbackrest.conf"},
             "backup_max_age_hours": {"type": "float", "default": 3},
             "backup_repo_shared": {"type": "bool", "default": False},
+            "analytics_api": {"type": "bool", "default": False},
             "etcd": {"type": "bool", "default": False},
             "etcd_client_port": {"type": "int", "default": 2379},
             "etcd_peer_port": {"type": "int", "default": 2380},
@@ -245,6 +250,8 @@ def main():
                 p["backup_repo_shared"],
                 p["backup_conf"],
             )
+    if p["analytics_api"]:
+        out += guarded("consent", "analytics-api", probes.api_consent, run)
     if p["etcd"]:
         address = p["address"] or p["server_name"]
         out += guarded(

@@ -108,6 +108,7 @@ def test_every_control_fails_on_the_insecure_twin(report, control):
         ("object_store", "weak-a", "anonymous access", "get: allowed"),
         ("object_store", "weak-a", "versioning", "versioning off"),
         ("grafana", "weak-a", "oauth", "no OAuth sign-in"),
+        ("consent", "weak-a", "analytics-api", "are stored as sent (ignore)"),
     ],
 )
 def test_each_insecure_setting_fails_where_it_is(report, control, host, target, text):

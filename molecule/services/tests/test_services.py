@@ -167,9 +167,9 @@ def test_the_pipelines_dashboard_reads_only_metrics_the_consumers_declare():
 
 def test_the_audit_passes_the_services_tls_and_secrets():
     """The hardened side of the audit's proof for the services (molecule/insecure serves the sink's metrics in plain
-    HTTP and fails): every endpoint of the four services verifies against the platform CA, and no secret of theirs is
-    in an argument, a readable file or the journal."""
-    controls = ["tls", "secrets"]
+    HTTP and fails): every endpoint of the four services verifies against the platform CA, no secret of theirs is
+    in an argument, a readable file or the journal, and the running APIs honour consent signals (the default)."""
+    controls = ["tls", "secrets", "consent"]
     endpoints = {
         "audit_tls_endpoints": [
             {"group": "analytics_api", "port": 3001, "service": "analytics_api"},
@@ -184,6 +184,8 @@ def test_the_audit_passes_the_services_tls_and_secrets():
         "pg_sink_metrics:9101",
         "delta_writer_metrics:9102",
     }
+    consent = {x["host"]: x["evidence"]["effective"] for x in results if x["control"] == "consent"}
+    assert consent == {"svc-a": "anonymize", "svc-b": "anonymize"}, results
     assert r.returncode == 0, r.output[-2000:]
 
 

@@ -485,3 +485,35 @@ def test_etcd_passes_only_with_authentication_and_peer_certificates(pki, client,
     assert [r["status"] for r in results] == statuses, results
     for r, text in zip(results, texts, strict=True):
         assert text in r["reason"], r
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "effective"),
+    [
+        ({"API_CONSENT_MODE": "anonymize"}, "pass", "anonymize"),
+        ({"API_CONSENT_MODE": "drop"}, "pass", "drop"),
+        ({}, "pass", "anonymize"),  # the service's default
+        ({"API_CONSENT_MODE": "ignore"}, "fail", "ignore"),
+        ({"API_CONSENT_MODE": "later"}, "error", "later"),
+    ],
+)
+def test_consent_is_read_from_the_running_processs_environment(env, status, effective):
+    """A real process started with the setting (its /proc environ is what the probe reads), found as systemctl would
+    report its main PID; only API_CONSENT_MODE comes back, no other variable of the process."""
+    base = {k: v for k, v in os.environ.items() if k != "API_CONSENT_MODE"}
+    code = "import time; print('up', flush=True); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**base, **env, "SECRET": "s3"}, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"up\n"  # running: its environment is set (not in the middle of exec)
+        (r,) = [probes.api_consent(lambda argv: (0, f"{proc.pid}\n", ""))]
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert (r["control"], r["status"], r["evidence"]["effective"]) == ("consent", status, effective)
+    assert "s3" not in str(r)
+
+
+def test_consent_is_undecided_when_the_api_does_not_run():
+    [r] = guarded("consent", "analytics-api", probes.api_consent, lambda argv: (0, "0\n", ""))
+    assert r["status"] == "error" and "analytics-api is not running" in r["reason"], r
