@@ -61,6 +61,10 @@ def test_single_and_batch_round_trip(kafka_env, kafka):
     app = create_app(cfg, KeyStore.from_file(cfg.keys_file))
     marker = str(uuid.uuid4())
     with TestClient(app) as client:
+        # Ready once the producer has reached the broker (seconds on a loaded machine: polled, not assumed at once).
+        deadline = time.monotonic() + 20
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert client.get("/ready").status_code == 200
         one = client.post(
             "/analytics",
