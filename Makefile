@@ -134,7 +134,7 @@ test-heavy: setup ## The heavy runs: the scenarios' fault drills, the event cont
 	@bash scripts/test-apps.sh --contract-heavy
 	@$(MAKE) --no-print-directory lab site-again audit drills
 
-drills: venv ## Drills of the whole platform on the running lab: the alert drills, then a zone stopped, the consumers killed, Kafka blackholed, the PostgreSQL leader killed
+drills: venv ## Drills of the whole platform on the running lab: the alert drills, then a zone stopped, the consumers killed, Kafka blackholed, the PostgreSQL leader killed, the privacy plays (export, erase)
 	@echo "==> drills on the lab (tests/lab; counts and times in reports/drills/)"
 	@$(LAB_ENV) $(BIN)/pytest -p no:cacheprovider -s -v tests/lab
 

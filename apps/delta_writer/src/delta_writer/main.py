@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -81,7 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         out = maintenance.restore(dt, args.version, args.timestamp)
     else:
         out = maintenance.history(dt)
-    print(json.dumps(out, default=str, indent=2))
+    print(json.dumps(out, default=str, indent=2), flush=True)
+    logging.shutdown()
+    sys.stderr.flush()
+    # Done, and said so: leave without the interpreter's teardown, which delta-rs's runtime beside pyarrow's threads
+    # can abort ("terminate called without an active exception", exit -6) after the work succeeded.
+    os._exit(0)
 
 
 def _private_file(path: str, mode: str = "w"):

@@ -131,10 +131,12 @@ def purge_subject_files(dt: DeltaTable, column: str, value: str, grace: timedelt
     for path in sorted(outside):
         if not path.endswith(".parquet"):
             continue
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:  # vacuum lists the log's removals, also those already gone (purged)
+            continue
         held = pq.read_table(path, filesystem=fs, columns=[column]).column(column).cast(pa.string())
         if not pc.any(pc.equal(held, value)).as_py():
             continue
-        info = fs.get_file_info(path)
         if info.mtime is None or now - info.mtime.astimezone(UTC) < grace:
             left.append(path)
             continue
