@@ -220,9 +220,10 @@ def erase(cur, p, check: bool) -> dict:
 
 
 def export(cur, p, check: bool) -> dict:
-    cur.execute(statement(EXPORT, p["by"]), (p["subject"],))
     if check:
-        return {"rows": len(cur.fetchall())}
+        cur.execute(statement(COUNT, p["by"]), (p["subject"],))
+        return {"rows": cur.fetchone()[0]}
+    cur.execute(statement(EXPORT, p["by"]), (p["subject"],))
     digest, rows = hashlib.sha256(), 0
     fd = os.open(p["dest"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
