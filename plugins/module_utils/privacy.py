@@ -45,6 +45,7 @@ SETTINGS = {
         Setting("delta_writer_retention_days", 90, "delta_writer"),
         Setting("delta_writer_anonymize_after_days", 30, "delta_writer"),
         Setting("delta_writer_vacuum_retention_hours", 168, "delta_writer"),
+        Setting("delta_writer_noncurrent_version_hours", 168, "delta_writer"),
         Setting("seaweedfs_s3_identities", None, "seaweedfs"),
         Setting("monitoring_logs_enabled", True, "monitoring"),
         Setting("monitoring_log_retention_days", 30, "monitoring"),

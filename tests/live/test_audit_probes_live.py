@@ -147,14 +147,20 @@ def test_a_store_anyone_may_read_fails_and_is_left_as_it_was(run_module, open_st
     assert state(open_store) == before
 
 
-def test_a_sound_store_passes_access_and_fails_only_versioning(run_module, seaweedfs):
+def test_a_sound_store_passes_and_suspended_versioning_fails(run_module, seaweedfs):
     before = state(seaweedfs)
     got = audit(run_module, seaweedfs)
     assert got["anonymous access"]["status"] == "pass", got["anonymous access"]
     assert got["identity delta-writer"]["status"] == "pass", got["identity delta-writer"]
     assert got["bucket policy"]["status"] == "pass", got["bucket policy"]
-    assert got["versioning"]["status"] == "fail"  # the test store's bucket has no versioning: seen, not assumed
+    assert got["versioning"]["status"] == "pass", got["versioning"]  # the data bucket as the role makes it
     assert got["read-only"]["status"] == "pass" and state(seaweedfs) == before
+    admin = seaweedfs.client("admin")
+    admin.put_bucket_versioning(Bucket="analytics", VersioningConfiguration={"Status": "Suspended"})
+    try:
+        assert audit(run_module, seaweedfs)["versioning"]["status"] == "fail"  # seen, not assumed
+    finally:
+        admin.put_bucket_versioning(Bucket="analytics", VersioningConfiguration={"Status": "Enabled"})
 
 
 # --- Kafka's listeners and ACL default ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the pinned SeaweedFS, and maintenance (compact, vacuum, time-travel restore) wor
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
@@ -13,7 +14,9 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -21,8 +24,8 @@ import pytest
 from analytics_common.events import EventRecord, utcnow
 from confluent_kafka import Consumer, Producer, TopicPartition
 from delta_writer.config import load_config
-from delta_writer.maintenance import anonymize, compact, expire, restore, vacuum
-from delta_writer.table import EventTable, to_arrow
+from delta_writer.maintenance import anonymize, compact, expire, expire_versions, restore, vacuum
+from delta_writer.table import SCHEMA, EventTable, object_store, to_arrow
 from delta_writer.writer import Writer
 
 pytestmark = pytest.mark.integration
@@ -413,10 +416,15 @@ def test_the_lifecycle_expires_old_days_and_anonymizes_old_addresses(env):
     assert {r["event_id"] for r in stored} == set(got)  # no expired row in any data file
     assert {r["metadata"] for r in stored}.isdisjoint(r.metadata for r in middle if "ip_address" in r.metadata)
 
-    # The command the timer and playbooks/delta_maintenance.yml run: its standard output is the result, as JSON.
+    # The bucket is versioned (as the seaweedfs role makes it): the vacuumed files' data is still in the store.
+    assert {r.event_id for r in old} <= version_values(cfg, "event_id")
+
+    # The command the timer and playbooks/delta_maintenance.yml run: its standard output is the result, as JSON. With
+    # no grace for old versions it removes them too.
     run = subprocess.run(
         [sys.executable, "-m", "delta_writer.main", "maintain"],
-        env={**os.environ, **env, "DELTA_TABLE_URI": cfg.table_uri, "PYTHONPATH": os.pathsep.join(sys.path)},
+        env={**os.environ, **env, "DELTA_TABLE_URI": cfg.table_uri, "DELTA_NONCURRENT_VERSION_HOURS": "0"}
+        | {"PYTHONPATH": os.pathsep.join(sys.path)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -426,6 +434,70 @@ def test_the_lifecycle_expires_old_days_and_anonymizes_old_addresses(env):
     result = json.loads(run.stdout)
     assert (result["expired_rows"], result["anonymized_rows"], result["vacuumed"]) == (0, 0, [])
     assert "numFilesRemoved" in result["compact"]
+    assert result["old_versions"]["removed"] > 0 and result["old_versions"]["bytes"] > 0
+    assert version_values(cfg, "event_id") == set(got)  # no expired row in any version of any file in the store
+    assert {r.metadata for r in middle if "ip_address" in r.metadata}.isdisjoint(version_values(cfg, "metadata"))
+
+
+def test_old_versions_of_removed_files_leave_the_versioned_bucket(env):
+    """Files compacted away and vacuumed stay in a versioned bucket as noncurrent versions: the maintenance removes
+    them (and their delete markers) once noncurrent for longer than the setting, younger ones stay, a current object
+    is never touched, a table whose path merely starts with this one's keeps its own, and a second run removes
+    nothing."""
+    base = f"{env['DELTA_TABLE_URI']}-versions-{uuid.uuid4().hex[:8]}"
+    cfg, sibling = load_config({**env, "DELTA_TABLE_URI": base}), load_config({**env, "DELTA_TABLE_URI": base + "x"})
+    for c in (cfg, sibling):
+        table = EventTable(c)
+        table.append(to_arrow([record("alice", user_id="alice").stored() for _n in range(5)]), {("t", 0): 0})
+        table.append(to_arrow([record("bob", user_id="bob").stored() for _n in range(5)]), {("t", 0): 1})
+        compact(table.open())
+        table.open().vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+        assert "alice" in version_values(c, "user_id")
+    s3, bucket, prefix = object_store(cfg)
+    assert prefix.endswith("/")
+    sibling_before = entries(sibling)
+    held = entries(cfg)
+    # Each removed file: its data a noncurrent version behind a current delete marker.
+    assert ("version", False) in {(kind, latest) for _key, kind, latest in held}
+    assert ("marker", True) in {(kind, latest) for _key, kind, latest in held}
+
+    young = expire_versions(s3, bucket, prefix, dt.timedelta(hours=1))
+    assert (young["removed"], entries(cfg)) == (0, held) and young["kept"] >= 2
+    dry = expire_versions(s3, bucket, prefix, dt.timedelta(0), dry_run=True)
+    assert dry["removed"] >= 4 and entries(cfg) == held  # two files' data and delete markers, at least
+
+    done = expire_versions(s3, bucket, prefix, dt.timedelta(0))
+    assert done["removed"] == dry["removed"] and done["bytes"] > 0
+    left = entries(cfg)
+    assert left and all(latest and kind == "version" for _key, kind, latest in left), left
+    current = sorted(key for key, kind, latest in held if latest and kind == "version")
+    assert sorted(key for key, _kind, _latest in left) == current
+    assert version_values(cfg, "user_id") == {"alice", "bob"}  # the compacted file, whole
+    assert EventTable(cfg).open().to_pyarrow_table().num_rows == 10
+    assert entries(sibling) == sibling_before
+    assert expire_versions(s3, bucket, prefix, dt.timedelta(0))["removed"] == 0
+
+
+def entries(cfg) -> list[tuple[str, str, bool]]:
+    """Every (key, version or marker, current) the bucket holds under the table's folder."""
+    s3, bucket, prefix = object_store(cfg)
+    out = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        out += [(v["Key"], "version", v["IsLatest"]) for v in page.get("Versions", [])]
+        out += [(m["Key"], "marker", m["IsLatest"]) for m in page.get("DeleteMarkers", [])]
+    return sorted(out)
+
+
+def version_values(cfg, column) -> set:
+    """The column's values in every version of every data file the bucket holds under the table's folder."""
+    s3, bucket, prefix = object_store(cfg)
+    out = set()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            if v["Key"].endswith(".parquet") and "/_delta_log/" not in v["Key"]:
+                body = s3.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+                out |= set(pq.read_table(pa.BufferReader(body), columns=[column]).column(column).to_pylist())
+    return out
 
 
 def subject_cli(env, uri, *args, stdin):
@@ -532,3 +604,17 @@ def data_files(cfg):
     )
     listing = store.get_file_info(pafs.FileSelector(cfg.table_uri.removeprefix("s3://"), recursive=True))
     return store, [f.path for f in listing if f.path.endswith(".parquet") and "/_delta_log/" not in f.path]
+
+
+def test_the_exports_parquet_has_the_tables_columns():
+    """playbooks/privacy_export.yml writes both stores' exports as Parquet with the events_parquet module, which names
+    the table's columns itself (it runs on the controller, without this package): they must stay the same."""
+    module = Path(__file__).resolve().parents[3] / "plugins" / "modules" / "events_parquet.py"
+    columns = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(module.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COLUMNS"
+    )
+    kinds = {"string": pa.string(), "json": pa.string(), "time": pa.timestamp("us", tz="UTC")}
+    table = SCHEMA.remove(SCHEMA.get_field_index("event_date"))
+    assert pa.schema([(name, kinds[kind]) for name, kind in columns]) == table

@@ -49,7 +49,10 @@ def test_policies_are_least_privilege():
     def resources(p):
         return {r for s in p["Statement"] for r in s["Resource"]}
 
-    assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket"} <= actions(writer)
+    # The writer's maintenance lists and removes old versions of the versioned bucket.
+    assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObjectVersion"} <= (
+        actions(writer)
+    )
     assert "s3:PutObject" not in actions(dash) and "s3:DeleteObject" not in actions(dash)
     assert resources(writer) == resources(dash) == {"arn:aws:s3:::analytics", "arn:aws:s3:::analytics/*"}
     assert all(s["Effect"] == "Allow" for p in (writer, dash) for s in p["Statement"])

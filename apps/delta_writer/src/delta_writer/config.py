@@ -29,6 +29,8 @@ def settings() -> list[Setting]:
         Setting("DELTA_DEDUP_DAYS", integer(0, 90), default=1),
         Setting("DELTA_BATCH_SECONDS", number(0.1), default=60.0),
         Setting("DELTA_VACUUM_RETENTION_HOURS", integer(0), default=168),
+        # In a versioned bucket a file vacuum removed stays as a noncurrent version: removed for good after this.
+        Setting("DELTA_NONCURRENT_VERSION_HOURS", integer(0), default=168),
         # The data lifecycle, as PostgreSQL's (postgresql_retention, postgresql_anonymize_after): rows of days older
         # than the retention are deleted, client addresses of days older than ANONYMIZE_AFTER lose their last part.
         Setting("DELTA_RETENTION_DAYS", integer(1, 36500), default=90),

@@ -16,7 +16,7 @@ from analytics_common.config import exit_on_error
 
 from delta_writer import maintenance
 from delta_writer.config import load_config
-from delta_writer.table import EventTable
+from delta_writer.table import EventTable, object_store
 from delta_writer.writer import Writer
 
 
@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("run", help="consume Kafka and append to the Delta table (the default)")
     m = sub.add_parser(
         "maintain",
-        help="delete rows past the retention, anonymise old client addresses, compact small files, then vacuum files"
-        " older than the vacuum retention",
+        help="delete rows past the retention, anonymise old client addresses, compact small files, vacuum files"
+        " older than the vacuum retention, then remove old versions the bucket keeps of removed files",
     )
-    m.add_argument("--dry-run", action="store_true", help="change nothing: list what vacuum would remove")
+    m.add_argument(
+        "--dry-run", action="store_true", help="change nothing: list what vacuum would remove, count old versions"
+    )
     r = sub.add_parser("restore", help="time travel: make an earlier version current (data corruption)")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--version", type=int)
@@ -76,8 +78,10 @@ def main(argv: list[str] | None = None) -> None:
             out["anonymized_rows"] = maintenance.anonymize(dt, cfg.anonymize_after_days)
             out["compact"] = maintenance.compact(dt)
         out["vacuumed"] = maintenance.vacuum(dt, cfg.vacuum_retention_hours, args.dry_run)
+        keep = timedelta(hours=cfg.noncurrent_version_hours)
+        out["old_versions"] = maintenance.expire_versions(*object_store(cfg), keep, args.dry_run)
     elif args.command == "subject":
-        out = subject(EventTable(cfg), dt, args, cfg.vacuum_retention_hours)
+        out = subject(EventTable(cfg), dt, args, cfg)
     elif args.command == "restore":
         out = maintenance.restore(dt, args.version, args.timestamp)
     else:
@@ -96,7 +100,7 @@ def _private_file(path: str, mode: str = "w"):
     return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
 
 
-def subject(table: EventTable, dt, args, vacuum_hours: int) -> dict:
+def subject(table: EventTable, dt, args, cfg) -> dict:
     value = sys.stdin.readline().rstrip("\n")
     if not value:
         raise SystemExit(f"delta-writer: give the subject's {args.by} on standard input")
@@ -127,7 +131,10 @@ def subject(table: EventTable, dt, args, vacuum_hours: int) -> dict:
                 # their old versions still hold the rows: playbooks/privacy_erase.yml removes those too.
                 purged=done["purged"],
             )
-        out["vacuum_retention_hours"] = vacuum_hours
+        # How long files the purge left (too young) still hold the rows: vacuum's window, then the old versions'.
+        out.update(
+            vacuum_retention_hours=cfg.vacuum_retention_hours, noncurrent_version_hours=cfg.noncurrent_version_hours
+        )
     return out
 
 

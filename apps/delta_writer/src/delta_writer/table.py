@@ -57,6 +57,25 @@ def storage_options(cfg) -> dict:
     }
 
 
+def object_store(cfg):
+    """A boto3 client of the table's object store and the table's (bucket, key prefix ending in "/"): what the
+    maintenance needs beyond delta-rs (the store's object versions)."""
+    import boto3
+    from botocore.config import Config
+
+    bucket, _slash, path = cfg.table_uri.removeprefix("s3://").partition("/")
+    client = boto3.client(
+        "s3",
+        endpoint_url=cfg.s3_endpoint,
+        aws_access_key_id=cfg.s3_access_key,
+        aws_secret_access_key=cfg.s3_secret_key,
+        region_name=cfg.s3_region,
+        verify=str(cfg.s3_ca_file) if cfg.s3_ca_file else True,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+    )
+    return client, bucket, path.strip("/") + "/" if path.strip("/") else ""
+
+
 def to_arrow(records: list[StoredEvent]) -> pa.Table:
     """The batch as Arrow columns: the rows transposed at once, each column converted in one call."""
     if not records:

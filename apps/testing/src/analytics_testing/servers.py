@@ -318,6 +318,7 @@ class SeaweedFS:
     identities: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     anonymous_read: bool = False  # a misconfigured store (the audit's tests): anyone may read objects
+    versioned: bool = True  # the data bucket as the seaweedfs role makes it: versioning on
 
     @property
     def endpoint(self) -> str:
@@ -364,7 +365,7 @@ class SeaweedFS:
                 f"-master.port.grpc={ports['master_grpc']}",
                 f"-volume.port={ports['volume']}",
                 f"-volume.port.grpc={ports['volume_grpc']}",
-                "-volume.max=8",
+                "-volume.max=40",  # each bucket is a collection with volumes of its own (the tests make several)
                 "-filer",
                 f"-filer.port={ports['filer']}",
                 f"-filer.port.grpc={ports['filer_grpc']}",
@@ -393,6 +394,8 @@ class SeaweedFS:
                 if time.time() > deadline:
                     raise
                 time.sleep(1)
+        if self.versioned:
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
     def client(self, identity: str):
         import boto3
