@@ -12,4 +12,10 @@ for path in (ROOT / "collections", ROOT):
 
 from tests.unit.modules.conftest import run_module  # noqa: E402 - the fixture, shared with the unit tests
 
-__all__ = ["run_module"]
+__all__ = ["run_module", "s3_login"]
+
+
+def s3_login(store) -> dict:
+    """The S3 modules' connection options for the store's admin identity (TLS verified with the test CA)."""
+    access, secret = store.identities["admin"]
+    return {"endpoint": store.endpoint, "access_key": access, "secret_key": secret, "ca_path": str(store.pki["ca"])}

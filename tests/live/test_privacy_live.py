@@ -1,5 +1,6 @@
-"""pg_subject against a real PostgreSQL (TLS, SCRAM) holding the role's schema: a subject's events exported as stored,
-erased from every partition with the others untouched, recorded by HMAC only, and a second erase removes nothing."""
+"""pg_subject against a real PostgreSQL (TLS, SCRAM) holding the role's schema: a subject's events exported as stored
+(and as Parquet by events_parquet), erased from every partition with the others untouched, recorded by HMAC only, and
+a second erase removes nothing; s3_object_versions and s3_upload against SeaweedFS."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import json
 import uuid
 
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 from ansible_collections.analytics.platform.plugins.module_utils.privacy import subject_digest
-from ansible_collections.analytics.platform.plugins.modules import pg_subject, s3_object_versions
+from ansible_collections.analytics.platform.plugins.modules import (
+    events_parquet,
+    pg_subject,
+    s3_object_versions,
+    s3_upload,
+)
+from conftest import s3_login
 from psycopg import sql
 
 KEY = "k3y-" + "Zq8wVt2m" * 5
@@ -90,6 +98,26 @@ def test_the_export_of_a_subject_equals_what_was_stored(run_module, postgres, db
     assert out.stat().st_mode & 0o777 == 0o600
     assert r.result["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
 
+    # The same events as Parquet (the Delta table's columns): equal to the lines, private, a second run unchanged.
+    parquet = tmp_path / "alice.parquet"
+    dry = run_module(events_parquet, {"src": str(out), "dest": str(parquet), "_ansible_check_mode": True})
+    assert (dry.result["changed"], dry.result["rows"], parquet.exists()) == (True, 3, False)
+    made = run_module(events_parquet, {"src": str(out), "dest": str(parquet)})
+    assert not made.failed, made.result["msg"]
+    assert (made.result["changed"], made.result["rows"]) == (True, 3)
+    table = pq.read_table(parquet)
+    assert str(table.schema.field("event_time").type) == "timestamp[us, tz=UTC]"
+    for got, line in zip(table.to_pylist(), lines, strict=True):
+        want = json.loads(line)
+        assert (got["event_id"], got["user_id"], got["page"]) == (want["event_id"], want["user_id"], want["page"])
+        assert got["event_time"] == dt.datetime.fromisoformat(want["event_time"])
+        assert (json.loads(got["properties"]), json.loads(got["metadata"])) == (want["properties"], want["metadata"])
+    assert parquet.stat().st_mode & 0o777 == 0o600
+    assert not run_module(events_parquet, {"src": str(out), "dest": str(parquet)}).result["changed"]
+    (tmp_path / "bad.jsonl").write_text(lines[0] + "\n[1, 2]\n")
+    bad = run_module(events_parquet, {"src": str(tmp_path / "bad.jsonl"), "dest": str(tmp_path / "bad.parquet")})
+    assert bad.failed and "bad.jsonl line 2: not an exported event" in bad.result["msg"], bad.result
+
 
 def test_a_subject_is_erased_from_every_partition_and_recorded_without_its_id(run_module, postgres, db):
     before = users(db)
@@ -162,12 +190,8 @@ def test_a_purged_objects_every_version_leaves_a_versioned_bucket(run_module, se
         )
 
     assert held().count((key, "data")) == 2  # deleted, yet both versions still hold the data
-    access, secret = seaweedfs.identities["admin"]
     args = {
-        "endpoint": seaweedfs.endpoint,
-        "access_key": access,
-        "secret_key": secret,
-        "ca_path": str(seaweedfs.pki["ca"]),
+        **s3_login(seaweedfs),
         "bucket": bucket,
         "keys": [key, "t/never-written"],
     }
@@ -181,3 +205,51 @@ def test_a_purged_objects_every_version_leaves_a_versioned_bucket(run_module, se
     assert (again.result["removed"], again.result["changed"]) == (0, False)
     bad = run_module(s3_object_versions, {**args, "keys": ["/abs"]})
     assert bad.failed and "keys: each key is a path inside the bucket" in bad.result["msg"]
+
+
+def test_an_export_is_delivered_to_a_bucket_checked_and_read_back(run_module, seaweedfs, tmp_path):
+    """s3_upload on SeaweedFS: every file of the folder lands under the prefix with its bytes and SHA-256; a second run
+    uploads nothing, a changed file goes again; check mode uploads nothing; bad settings are named."""
+    admin = seaweedfs.client("admin")
+    bucket = f"exports-{uuid.uuid4().hex[:8]}"
+    admin.create_bucket(Bucket=bucket)
+    folder = tmp_path / "DSAR-1"
+    folder.mkdir()
+    files = {"postgresql.jsonl": b'{"user_id":"alice"}\n', "manifest.json": b"{}\n", "delta.parquet": b"PAR1"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / "sub").mkdir()  # not a file: not uploaded
+    args = {
+        **s3_login(seaweedfs),
+        "bucket": bucket,
+        "prefix": "/privacy-exports/lab/DSAR-1/",
+        "src": str(folder),
+    }
+
+    def stored():
+        listing = admin.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return {o["Key"]: admin.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
+
+    dry = run_module(s3_upload, {**args, "_ansible_check_mode": True})
+    assert (len(dry.result["uploaded"]), dry.result["changed"], stored()) == (3, True, {})
+    done = run_module(s3_upload, args)
+    assert not done.failed, done.result["msg"]
+    assert done.result["location"] == f"s3://{bucket}/privacy-exports/lab/DSAR-1/"
+    assert stored() == {f"privacy-exports/lab/DSAR-1/{n}": data for n, data in files.items()}
+    head = admin.head_object(Bucket=bucket, Key="privacy-exports/lab/DSAR-1/postgresql.jsonl")
+    assert head["Metadata"]["sha256"] == hashlib.sha256(files["postgresql.jsonl"]).hexdigest()
+    again = run_module(s3_upload, args)
+    assert (again.result["changed"], len(again.result["unchanged"])) == (False, 3)
+    (folder / "manifest.json").write_bytes(b'{"files": []}\n')
+    one = run_module(s3_upload, {**args, "files": ["manifest.json"]})
+    assert one.result["uploaded"] == ["privacy-exports/lab/DSAR-1/manifest.json"]
+    assert stored()["privacy-exports/lab/DSAR-1/manifest.json"] == b'{"files": []}\n'
+
+    for change, message in [
+        ({"src": str(tmp_path / "missing")}, "src: "),
+        ({"files": ["../etc"]}, "files: each is a name in src"),
+        ({"files": ["absent.json"]}, "files: absent.json is not a file"),
+        ({"secret_key": "wrong-secret"}, "HeadObject operation: Forbidden"),  # HEAD has no body to say more
+    ]:
+        bad = run_module(s3_upload, {**args, **change})
+        assert bad.failed and message in bad.result["msg"], (change, bad.result["msg"])

@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import time
 import uuid
@@ -27,6 +28,7 @@ from conftest import (
     changed_per_host,
     http,
     installed_fingerprint,
+    inventory_dir,
     lab_ca,
     lab_host,
     lab_secret,
@@ -304,6 +306,53 @@ def test_the_export_play_writes_what_was_stored_with_a_manifest(pg_a, tmp_path, 
     }
     assert folder.stat().st_mode & 0o777 == 0o700
     assert pg_a.run("ls -d /tmp/ap-export-* 2>/dev/null").stdout.strip() == ""  # nothing left on the host
+
+    # Delivered to a bucket (pg-x's gateway), with Parquet copies: the files arrive as made, the manifest names where,
+    # the controller keeps no copy; a second run uploads nothing new. Bad settings stop it before any host is touched.
+    bucket = f"exports-{run}"
+    assert "error" not in pg_x_s3("admin", "create_bucket", Bucket=bucket)
+    target = {
+        "endpoint": f"https://{address('pg-x')}:8333",
+        "bucket": bucket,
+        "access_key": "admin",
+        "secret_key": lab_secret("s3_admin"),
+        "ca_path": lab_ca(),
+    }
+    settings = tmp_path / "export-s3.json"
+    settings.write_text(json.dumps({"privacy_export_s3": target}))
+    settings.chmod(0o600)
+    shutil.rmtree(folder)
+    bucket_args = [*args, "-e", f"@{settings}", "-e", "privacy_export_parquet=true"]
+    r = ansible_playbook(EXPORT, *bucket_args)
+    assert r.returncode == 0, r.output[-3000:]
+    assert not folder.exists()
+    prefix = f"privacy-exports/{Path(inventory_dir()).name}/DSAR-{run}/"
+    listing = pg_x_s3("admin", "list_objects_v2", Bucket=bucket)["Contents"]
+    bodies = {
+        o["Key"].removeprefix(prefix): pg_x_s3("admin", "get_object", Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in listing
+    }
+    assert sorted(bodies) == ["manifest.json", "postgresql.jsonl", "postgresql.parquet"]
+    manifest = json.loads(bodies["manifest.json"])
+    assert manifest["location"] == f"s3://{bucket}/{prefix}"
+    assert {f["name"]: (f["rows"], f["sha256"]) for f in manifest["files"]} == {
+        name: (3, hashlib.sha256(bodies[name]).hexdigest()) for name in ("postgresql.jsonl", "postgresql.parquet")
+    }
+    assert [json.loads(x)["event_id"] for x in bodies["postgresql.jsonl"].splitlines()] == [
+        x["event_id"] for x in stored
+    ]
+    r = ansible_playbook(EXPORT, *bucket_args, "-e", "privacy_export_keep_local=true")
+    assert r.returncode == 0 and "1 uploaded, 2 already there" in r.output, r.output[-3000:]
+    assert folder.is_dir()  # kept when asked (the manifest's time changed: it went again, the rest did not)
+    for extra, message in [
+        ({"endpoint": "http://pg-x:8333"}, "privacy_export_s3.endpoint: an https:// URL (got 'http://pg-x:8333')"),
+        ({"bucket": "Not_A_Bucket"}, "privacy_export_s3.bucket: 'Not_A_Bucket' is not a bucket name"),
+        ({"secret_key": ""}, "privacy_export_s3.secret_key: not set"),
+    ]:
+        settings.write_text(json.dumps({"privacy_export_s3": {**target, **extra}}))
+        r = ansible_playbook(EXPORT, *args, "-e", f"@{settings}")
+        assert r.returncode != 0 and message in r.output, (extra, r.output[-2000:])
+        assert "pg-a" not in r.output  # stopped on the controller: no host touched
 
 
 def test_the_erase_play_removes_a_subject_from_every_member_and_records_it_without_the_id(
