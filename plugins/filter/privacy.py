@@ -15,6 +15,11 @@ from ansible_collections.analytics.platform.plugins.module_utils.privacy import 
     value,
 )
 
+# playbooks/object_store_backup.yml's settings: its target (read without its secret_key) and how long a copy of a
+# version the source removed for good stays there (the play's default).
+MIRROR_VARS = ("object_store_backup_target", "object_store_backup_prune_after_hours")
+MIRROR_PRUNE_AFTER_HOURS = 168
+
 
 def _vars(hostvars, host):
     try:
@@ -45,7 +50,7 @@ def _first(groups, hostvars, names):
 def privacy_vars(_unused=None):
     """The variables the record reads from the inventory (with `zone`), for the play to collect per host: a value
     the inventory derives from `hostvars` cannot be templated from inside a filter, so the play passes them resolved."""
-    return ["zone", *SETTINGS]
+    return ["zone", *SETTINGS, *MIRROR_VARS]
 
 
 def privacy_record(hostvars, groups):
@@ -121,12 +126,29 @@ def privacy_record(hostvars, groups):
                 "where": _where(groups, hostvars, store_groups),
                 "data": EVENT_FIELDS,
                 "retention": f"{value(dw, 'delta_writer_retention_days')} days (rows deleted daily), then their files"
-                f" after {value(dw, 'delta_writer_vacuum_retention_hours')} hours (vacuum)",
+                f" after {value(dw, 'delta_writer_vacuum_retention_hours')} hours (vacuum), their old versions in the"
+                f" versioned bucket {value(dw, 'delta_writer_noncurrent_version_hours')} hours after that",
                 "anonymisation": "client address loses its last part after"
                 f" {value(dw, 'delta_writer_anonymize_after_days')} days",
                 "readers": readers or ["the object store's identities with read access to the bucket"],
             }
         )
+        mirror = dw.get("object_store_backup_target")
+        if isinstance(mirror, dict) and mirror.get("bucket"):
+            hours = int(dw.get("object_store_backup_prune_after_hours", MIRROR_PRUNE_AFTER_HOURS))
+            rows.append(
+                {
+                    "store": f"Object store mirror `s3://{mirror['bucket']}` (playbooks/object_store_backup.yml)",
+                    "where": [str(mirror.get("endpoint", ""))],
+                    "data": f"copies of every version of the `{bucket}` bucket (the Delta table above) as of each"
+                    " mirror run",
+                    "retention": "for ever (object_store_backup_prune_after_hours=-1)"
+                    if hours < 0
+                    else f"as the bucket's versions, then {hours} hours after a mirror run finds a version removed",
+                    "anonymisation": "as the versions were when copied",
+                    "readers": ["the mirror target's identities"],
+                }
+            )
     if groups.get("nginx"):
         rows.append(
             {
@@ -170,6 +192,9 @@ def privacy_erasure(data, stores):
     check = bool(data.get("check_mode"))
     record = {k: data.get(k) for k in ("request", "requested_by", "by", "environment", "started", "finished")}
     record["check_mode"] = check
+    if data.get("kafka_drained"):
+        # The sinks' consumer groups had stored every event Kafka received before the erasure began.
+        record["sinks_caught_up"] = sorted(data["kafka_drained"])
     removed, parts = {}, []
     pg = data.get("postgresql") or {}
     leader, result = _leader(pg)
@@ -211,6 +236,15 @@ def privacy_erasure(data, stores):
                     " earlier offset would: erase again after such a reset",
                 }
             )
+        elif name.startswith("Object store mirror"):
+            held.append(
+                {
+                    "store": name,
+                    "for": row["retention"],
+                    "note": "the copies of the purged files and their versions leave the mirror that long after its"
+                    " next run",
+                }
+            )
         elif name.startswith("PostgreSQL backups"):
             held.append(
                 {
@@ -221,14 +255,15 @@ def privacy_erasure(data, stores):
                 }
             )
     if delta and (delta.get("files_left_for_vacuum") or "purged_files" not in delta):
-        hours = delta.get("vacuum_retention_hours")
+        hours, versions = delta.get("vacuum_retention_hours"), delta.get("noncurrent_version_hours")
+        then = f", then {versions} hours as old versions in the data bucket" if versions is not None else ""
         held.append(
             {
                 "store": "Delta data files outside the current version",
-                "for": f"{hours} hours",
-                "note": "too young to purge (they may have been a commit in flight): vacuum removes them after that"
-                " window, but a versioned data bucket keeps their data as old versions; run the erasure again once"
-                " they are older than privacy_erase_purge_after_minutes: it purges them and their versions",
+                "for": f"{hours} hours{then}",
+                "note": "too young to purge (they may have been a commit in flight): vacuum removes them after the"
+                " first window, the maintenance their old versions after the second; run the erasure again once"
+                " they are older than privacy_erase_purge_after_minutes: it purges them and their versions now",
             }
         )
     record["still_held"] = held

@@ -26,6 +26,13 @@ options:
     type: list
     elements: str
     default: []
+  reached:
+    description:
+      - Offsets each of O(groups) must have committed, as RV(end_offsets) returns them (topic, then partition, then
+        offset); RV(behind) says how many records each group still has to commit to get there. Used by
+        playbooks/privacy_erase.yml to wait until the sinks hold every event Kafka received before the erasure.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -75,11 +82,21 @@ offline_partitions:
   description: Partitions without a leader, over the reported topics.
   returned: always
   type: int
+end_offsets:
+  description: With O(groups), topic -> partition -> the offset the next record will get.
+  returned: when groups are given
+  type: dict
+behind:
+  description: With O(reached), consumer group -> records it still has to commit to reach those offsets.
+  returned: when reached is given
+  type: dict
 lag:
   description: Consumer group -> total lag (end offset minus committed offset) over the reported topics.
   returned: when groups are given
   type: dict
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
@@ -91,10 +108,24 @@ from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
 )
 
 try:
-    from confluent_kafka import Consumer, TopicCollection, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicCollection, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 except ImportError:  # reported by admin_client()
     pass
+
+# A group's coordinator moves (a broker restarting, the offsets topic being created or loaded): asked again.
+MOVING_COORDINATOR = ("NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE")
+
+
+def committed_offsets(reader, tps, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return reader.committed(tps, timeout=timeout)
+        except KafkaException as e:
+            if e.args[0].name() not in MOVING_COORDINATOR or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def main():
@@ -102,6 +133,7 @@ def main():
     spec.update(
         topics={"type": "list", "elements": "str", "default": []},
         groups={"type": "list", "elements": "str", "default": []},
+        reached={"type": "dict", "default": {}},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -142,21 +174,33 @@ def main():
             tps = [TopicPartition(t, i) for t, ids in partitions_of.items() for i in ids]
             ends = wait(admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}), timeout) if tps else {}
             end_of = {(tp.topic, tp.partition): r.offset for tp, r in ends.items()}
-            lag = {}
+            lag, behind = {}, {}
             for g in p["groups"]:
                 # A consumer that never joins the group only reads its committed offsets (OffsetFetch). The admin
                 # client's list_consumer_group_offsets crashes the process with confluent-kafka 2.16 (segfault).
                 reader = Consumer({**client_config(p), "group.id": g, "enable.auto.commit": False})
                 try:
-                    committed = reader.committed(tps, timeout=timeout) if tps else []
+                    committed = committed_offsets(reader, tps, timeout) if tps else []
                 finally:
                     reader.close()
                 total = 0
+                at = {}
                 for tp in committed:
                     end = end_of.get((tp.topic, tp.partition), 0)
                     total += end - tp.offset if tp.offset >= 0 else end
+                    at[(tp.topic, tp.partition)] = max(tp.offset, 0)
                 lag[g] = total
+                behind[g] = sum(
+                    max(0, int(offset) - at.get((topic, int(part)), 0))
+                    for topic, parts in p["reached"].items()
+                    for part, offset in (parts or {}).items()
+                )
             result["lag"] = lag
+            result["end_offsets"] = {}
+            for (topic, part), end in sorted(end_of.items()):
+                result["end_offsets"].setdefault(topic, {})[str(part)] = end
+            if p["reached"]:
+                result["behind"] = behind
         module.exit_json(**result)
 
 

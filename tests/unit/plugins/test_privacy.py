@@ -2,6 +2,7 @@
 playbooks/privacy_record.yml): the catalogue's defaults are the owning roles' defaults, the record follows the
 inventory, and the play writes it without contacting a host."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,21 @@ def test_the_record_follows_the_inventory():
     assert not any(s.startswith("Central logs") for s in rows)
 
 
+def test_the_object_store_mirror_is_a_store_of_its_own_with_its_prune_delay():
+    target = {"endpoint": "https://backup.example.com", "bucket": "analytics-dr"}
+    rows = by_store(privacy_record(hosts(w1={"object_store_backup_target": target}), GROUPS))
+    mirror = rows["Object store mirror `s3://analytics-dr` (playbooks/object_store_backup.yml)"]
+    assert mirror["where"] == ["https://backup.example.com"]
+    assert mirror["retention"].endswith("then 168 hours after a mirror run finds a version removed")
+    kept = privacy_record(
+        hosts(w1={"object_store_backup_target": target, "object_store_backup_prune_after_hours": -1}), GROUPS
+    )
+    assert by_store(kept)[mirror["store"]]["retention"].startswith("for ever")
+    assert not any(s.startswith("Object store mirror") for s in by_store(privacy_record(hosts(), GROUPS)))
+    erased = privacy_erasure(erasure_data(), privacy_record(hosts(w1={"object_store_backup_target": target}), GROUPS))
+    assert any(h["store"] == mirror["store"] and "next run" in h["note"] for h in erased["still_held"])
+
+
 def test_a_platform_without_a_store_leaves_it_out():
     groups = {"all": ["k1"], "kafka": ["k1"]}
     assert [r["store"] for r in privacy_record({"k1": {}}, groups)] == [
@@ -151,6 +167,22 @@ def test_the_play_writes_the_record_without_contacting_a_host(playbook, tmp_path
     assert "| 45 days (daily partitions dropped) |" in pg and "store-1.stg.example.com (zone-a)" in pg
     backups = next(line for line in text.splitlines() if line.startswith("| PostgreSQL backups"))
     assert "bucket `pgbackrest` at https://store-1.stg.example.com:" in backups  # derived from hostvars in staging
+
+    # The mirror's target is read without its secret key, which reaches neither the output nor the record.
+    secret = "mirror-secret-" + "x7Qp" * 6
+    target = {"endpoint": "https://dr.example.com", "bucket": "dr", "access_key": "mirror", "secret_key": secret}
+    r = playbook(
+        ROOT / "inventories" / "staging",
+        ROOT / "playbooks" / "privacy_record.yml",
+        "-v",
+        "-e",
+        f"privacy_record_dir={tmp_path}",
+        "-e",
+        json.dumps({"object_store_backup_target": target}),
+    )
+    assert r.returncode == 0, r.output[-3000:]
+    text = (tmp_path / "record-of-processing-staging.md").read_text()
+    assert "| Object store mirror `s3://dr`" in text and secret not in text and secret not in r.output
 
 
 def erasure_data(**kw):
@@ -185,7 +217,8 @@ STORES = privacy_record(
 
 
 def test_the_erasure_record_counts_each_store_and_says_what_still_holds_the_data():
-    record = privacy_erasure(erasure_data(), STORES)
+    record = privacy_erasure(erasure_data(kafka_drained=["pg-sink", "delta-writer"]), STORES)
+    assert record["sinks_caught_up"] == ["delta-writer", "pg-sink"]
     assert record["removed"]["postgresql"] == {
         "leader": "pg-a",
         "rows": 3,
@@ -202,8 +235,10 @@ def test_the_erasure_record_counts_each_store_and_says_what_still_holds_the_data
         "PostgreSQL backups (pgBackRest)": "30 days of full backups and their WAL",
     }
     # Files left to vacuum are said, with vacuum's window.
-    left = privacy_erasure(erasure_data(delta={"rows": 1, "version": 8, "vacuum_retention_hours": 168}), STORES)
-    assert {"store": "Delta data files outside the current version", "for": "168 hours"}.items() <= next(
+    delta = {"rows": 1, "version": 8, "vacuum_retention_hours": 168, "noncurrent_version_hours": 24}
+    left = privacy_erasure(erasure_data(delta=delta), STORES)
+    held = {"store": "Delta data files outside the current version", "for": "168 hours, then 24 hours as old versions"}
+    assert {**held, "for": held["for"] + " in the data bucket"}.items() <= next(
         h for h in left["still_held"] if h["store"].startswith("Delta")
     ).items()
 
