@@ -26,6 +26,14 @@ options:
     type: list
     elements: str
     default: []
+  record_ends:
+    description:
+      - With O(groups), RV(end_offsets) are the offsets after each partition's last record a consumer receives
+        (read_committed), instead of the high watermarks. A transactional producer ends each transaction with a
+        commit marker that takes an offset but is never delivered, so a consumer that processed everything may commit
+        one short of the high watermark; this is where it must have committed.
+    type: bool
+    default: false
   reached:
     description:
       - Offsets each of O(groups) must have committed, as RV(end_offsets) returns them (topic, then partition, then
@@ -108,7 +116,7 @@ from ansible_collections.analytics.platform.plugins.module_utils.kafka import (
 )
 
 try:
-    from confluent_kafka import Consumer, KafkaException, TopicCollection, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 except ImportError:  # reported by admin_client()
     pass
@@ -128,12 +136,58 @@ def committed_offsets(reader, tps, timeout: float) -> list:
             time.sleep(0.5)
 
 
+def record_ends(conf: dict, high: dict, timeout: float) -> dict:
+    """(topic, partition) -> the offset after the last record below `high` that a read_committed consumer receives
+    (transaction markers and aborted records are never delivered), read backwards in growing windows."""
+    reader = Consumer(
+        {
+            **conf,
+            "group.id": "analytics-platform-kafka-info",  # assigned partitions only: the group is never joined
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    out = {}
+    try:
+        for (topic, part), end in high.items():
+            low, _high = reader.get_watermark_offsets(TopicPartition(topic, part), timeout=timeout)
+            found, start, window = None, end, 16
+            while found is None and start > low:
+                start = max(low, start - window)
+                window *= 4
+                found = last_below(reader, TopicPartition(topic, part, start), end, timeout)
+            out[(topic, part)] = found + 1 if found is not None else low
+    finally:
+        reader.close()
+    return out
+
+
+def last_below(reader, tp, end: int, timeout: float):
+    """The offset of the last record from tp's offset up to (not including) `end` the reader receives, or None."""
+    reader.assign([tp])
+    last, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = reader.poll(1.0)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                return last
+            raise KafkaException(m.error())
+        if m.offset() >= end:
+            return last
+        last = m.offset()
+    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"reading {tp.topic}[{tp.partition}] took over {timeout} s"))
+
+
 def main():
     spec = kafka_common_argument_spec()
     spec.update(
         topics={"type": "list", "elements": "str", "default": []},
         groups={"type": "list", "elements": "str", "default": []},
         reached={"type": "dict", "default": {}},
+        record_ends={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -174,6 +228,8 @@ def main():
             tps = [TopicPartition(t, i) for t, ids in partitions_of.items() for i in ids]
             ends = wait(admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}), timeout) if tps else {}
             end_of = {(tp.topic, tp.partition): r.offset for tp, r in ends.items()}
+            if p["record_ends"]:
+                end_of = record_ends(client_config(p), end_of, timeout)
             lag, behind = {}, {}
             for g in p["groups"]:
                 # A consumer that never joins the group only reads its committed offsets (OffsetFetch). The admin
