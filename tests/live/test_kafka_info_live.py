@@ -12,14 +12,19 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 TOPIC = "analytics-events"
 
 
-def test_behind_counts_what_each_group_has_yet_to_commit_up_to_the_offsets_given(run_module, kafka):
-    args = {
+def connection(kafka) -> dict:
+    """kafka_info's options for the test broker's admin, on the events topic."""
+    return {
         "bootstrap_servers": [kafka.bootstrap],
         "login_user": "admin",
         "login_password": kafka.passwords["admin"],
         "ca_path": str(kafka.pki["ca"]),
         "topics": [TOPIC],
     }
+
+
+def test_behind_counts_what_each_group_has_yet_to_commit_up_to_the_offsets_given(run_module, kafka):
+    args = connection(kafka)
     caught_up, lagging = f"sink-{uuid.uuid4().hex[:8]}", f"slow-{uuid.uuid4().hex[:8]}"
     producer = Producer(kafka.conf("admin", acks="all"))
     for n in range(9):
@@ -56,13 +61,7 @@ def test_behind_counts_what_each_group_has_yet_to_commit_up_to_the_offsets_given
 def test_record_ends_leave_out_the_transaction_markers_a_consumer_never_receives(run_module, kafka):
     """The finding of the lab's erasure drill: the API's batches are Kafka transactions, whose commit markers take an
     offset; a sink that stored every event commits one short of the high watermark, and the erasure waited for ever."""
-    args = {
-        "bootstrap_servers": [kafka.bootstrap],
-        "login_user": "admin",
-        "login_password": kafka.passwords["admin"],
-        "ca_path": str(kafka.pki["ca"]),
-        "topics": [TOPIC],
-    }
+    args = connection(kafka)
     producer = Producer(kafka.conf("admin", **{"transactional.id": f"tx-{uuid.uuid4().hex[:8]}", "acks": "all"}))
     producer.init_transactions(30)
     producer.begin_transaction()
