@@ -257,3 +257,38 @@ def test_a_second_erasure_changes_nothing_and_check_mode_only_counts():
 def test_an_erasure_without_a_leader_is_an_error():
     with pytest.raises(AnsibleFilterError, match="no PostgreSQL leader among pg-b"):
         privacy_erasure(erasure_data(postgresql={"pg-b": {"standby": True, "rows": 1}}), STORES)
+
+
+KEY = "k3y-" + "Zq8wVt2m" * 5
+
+
+@pytest.mark.parametrize(
+    ("play", "subject", "extra", "message"),
+    [
+        ("privacy_erase.yml", "alice", {"privacy_by": "email"}, "privacy_by: 'email' is not user_id or session_id"),
+        ("privacy_erase.yml", "", {}, "privacy_subject: no data subject given (set AP_PRIVACY_SUBJECT)"),
+        ("privacy_erase.yml", "alice", {"privacy_requested_by": ""}, "privacy_requested_by: say who asked"),
+        ("privacy_erase.yml", "alice", {"privacy_erase_drain_seconds": "5m"}, "privacy_erase_drain_seconds: whole"),
+        ("privacy_erase.yml", "alice", {"privacy_erasure_key": "short"}, "privacy_erasure_key: set it in the vault"),
+        ("privacy_export.yml", "alice", {"privacy_export_s3": "s3://b"}, "privacy_export_s3: a mapping {endpoint"),
+        (
+            "privacy_export.yml",
+            "alice",
+            {"privacy_export_s3": {"endpoint": "https://s3", "bucket": "b_", "access_key": "a", "secret_key": "s"}},
+            "privacy_export_s3.bucket: 'b_' is not a bucket name",
+        ),
+    ],
+)
+def test_a_bad_request_stops_on_the_controller_with_one_line_naming_it(playbook, play, subject, extra, message):
+    """The staging example's hosts are documentation addresses: a play that went past the checks would fail on them
+    with another message."""
+    settings = {"privacy_request": "DPO-1", "privacy_requested_by": "dpo", "privacy_erasure_key": KEY, **extra}
+    r = playbook(
+        ROOT / "inventories" / "staging",
+        ROOT / "playbooks" / play,
+        "-e",
+        json.dumps(settings),
+        env={"AP_PRIVACY_SUBJECT": subject},
+    )
+    assert r.returncode != 0 and message in r.output, r.output[-2000:]
+    assert "PLAY [Resolve the stores' retention" not in r.output and "PLAY [Export" not in r.output
