@@ -112,11 +112,12 @@ def read_lines(path: str) -> list:
     return rows
 
 
-def same_bytes(a: str, b: str) -> bool:
-    if os.path.getsize(a) != os.path.getsize(b):
-        return False
-    with open(a, "rb") as x, open(b, "rb") as y:
-        return x.read() == y.read()
+def held(path: str):
+    """The file's bytes, or None when there is none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def main():
@@ -133,18 +134,20 @@ def main():
         rows = read_lines(src)
     except (OSError, ValueError) as e:
         module.fail_json(msg=f"src: {e}")
-    folder = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(prefix=".events-parquet-", dir=folder)  # 0600, beside dest: the rename is atomic
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema()), f, compression="zstd")
-        same = os.path.isfile(dest) and same_bytes(tmp, dest)
-        if not same and not module.check_mode:
-            os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    module.exit_json(changed=not same, rows=len(rows))
+    sink = pa.BufferOutputStream()  # made in memory: check mode writes nothing
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema()), sink, compression="zstd")
+    data = sink.getvalue().to_pybytes()
+    changed = held(dest) != data
+    if changed and not module.check_mode:
+        fd, tmp = tempfile.mkstemp(prefix=".events-parquet-", dir=os.path.dirname(os.path.abspath(dest)))  # 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dest)  # beside dest: atomic
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    module.exit_json(changed=changed, rows=len(rows))
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def main():
             ident = f"{v['Key']}@{v['VersionId']}"
             if ident in copies or v["Key"].startswith(tprefix + "_mirror/"):
                 continue
-            entry = {"target": None, "gone": None, "marker": kind == "delete"}
+            entry = {"target": None, "gone": None}
             if not module.check_mode:
                 target_key = tprefix + v["Key"]
                 if kind == "put":
@@ -235,14 +235,13 @@ def main():
 
 def read_manifest(t, bucket: str, key: str) -> dict:
     """{source key@version: {"target": the copy's version id, "gone": when the source version was found removed
-    (epoch seconds) or None, "marker": a delete marker}}; the first format (a list of idents) is read as copies of
-    unknown target version."""
+    (epoch seconds) or None}}; the first format (a list of idents) is read as copies of unknown target version."""
     try:
         data = json.loads(t.get_object(Bucket=bucket, Key=key)["Body"].read())
     except t.exceptions.NoSuchKey:
         return {}
     if isinstance(data, list):
-        return {ident: {"target": None, "gone": None, "marker": None} for ident in data}
+        return {ident: {"target": None, "gone": None} for ident in data}
     return data["copies"]
 
 
