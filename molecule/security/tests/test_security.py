@@ -3,11 +3,12 @@ host certificates, audit rules, security updates, and bad input refused before a
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 
 import pytest
-from conftest import address, assert_passes, assert_refused, lab_host, run_audit, tcp_open
+from conftest import address, ansible_playbook, assert_passes, assert_refused, lab_host, run_audit, tcp_open
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +192,49 @@ def test_journal_and_sysctl(name):
     assert "net.ipv4.tcp_syncookies = 1" in sysctl
 
 
+@pytest.mark.parametrize("name", ["sec-a", "sec-b"])
+def test_data_hosts_are_tuned_and_what_a_container_cannot_take_is_reported(name):
+    """sec-a (postgresql) and sec-b (kafka) are data hosts. systemd's default limits apply in a container too, up to
+    what its runtime allows PID 1: a service started now gets that, and the fact says so. The kernel's settings are the
+    host's: rendered, and reported with the values the host shows, not as applied."""
+    host = lab_host(name)
+    sysctl = host.file("/etc/sysctl.d/60-analytics-platform.conf").content_string
+    assert "vm.swappiness = 1" in sysctl and "vm.max_map_count = 262144" in sysctl
+    assert host.file("/etc/udev/rules.d/60-analytics-io-scheduler.rules").contains('ATTR{queue/scheduler}="none"')
+    assert (
+        "w- /sys/kernel/mm/transparent_hugepage/enabled - - - - never"
+        in host.file("/etc/tmpfiles.d/60-analytics-thp.conf").content_string
+    )
+    assert host.run("systemctl show -p DefaultLimitNOFILE --value").stdout.strip() == "65536"
+    # No service can get more than the manager's own hard limit, which a container's runtime sets.
+    cap = int(host.run("awk '/^Max open files/ {print $5}' /proc/1/limits").stdout)
+    nofile = min(65536, cap)
+    r = host.run("systemd-run --quiet --wait --pipe /bin/bash -c 'ulimit -n; ulimit -u'")
+    assert r.stdout.split() == [str(nofile), "32768"], r.stdout + r.stderr
+    fact = json.loads(host.file("/etc/ansible/facts.d/analytics_platform_base.fact").content_string)
+    thp = host.run("sed -n 's/.*\\[\\(.*\\)\\].*/\\1/p' /sys/kernel/mm/transparent_hugepage/enabled").stdout.strip()
+    capped = f"capped by the container: {nofile} open files, 32768 processes"
+    assert fact["tuning"]["limits"] == ("applied" if nofile == 65536 else capped)
+    assert fact["tuning"]["sysctl"] == "rendered-only" and fact["tuning"]["io_scheduler"] == "rendered-only"
+    assert fact["tuning"]["transparent_hugepages"] == f"host: {thp or 'unknown'}"
+    assert fact["tuning"]["host_sysctl"]["vm.max_map_count"] == host.run("sysctl -n vm.max_map_count").stdout.strip()
+
+
+def test_a_limit_that_does_not_take_effect_fails_the_run(scenario_dir):
+    """Another drop-in that overrides the tuning's limits: the read-back names it; nothing is reported as applied."""
+    host = lab_host("sec-b")
+    override = "/etc/systemd/system.conf.d/99-test-override.conf"
+    host.run_expect([0], f"printf '[Manager]\\nDefaultLimitNOFILE=4096\\n' > {override} && systemctl daemon-reexec")
+    try:
+        r = ansible_playbook(scenario_dir / "converge.yml", "--tags", "preflight,tuning", "--limit", "sec-b")
+        assert r.returncode != 0, "the run accepted limits that did not take effect"
+        message = "sec-b: a service started now gets 4096 open files and 32768 processes, not base_tuning_nofile 65536"
+        assert message in r.output, r.output[-2000:]
+    finally:
+        host.run(f"rm -f {override} && systemctl daemon-reexec")
+    assert host.run("systemctl show -p DefaultLimitNOFILE --value").stdout.strip() == "65536"
+
+
 # --- bad input: refused before any host changes ------------------------------------------------------------
 @pytest.mark.parametrize(
     ("extra", "message"),
@@ -206,6 +250,7 @@ def test_journal_and_sysctl(name):
         ('{"pki_extra_sans": ["DNS:"]}', "pki_extra_sans entry 0 ('DNS:') is not a valid request"),
         ('{"firewall_admin_cidrs": ["192.0.2.0/24"]}', "which the matrix does not allow to port 22"),
         ('{"pki_ca_passphrase": "analytics123"}', "pki_ca_passphrase is missing, shorter than 16 characters"),
+        ('{"base_tuning_thp": "sometimes"}', "base_tuning_thp must be never, madvise or always (got 'sometimes')"),
     ],
 )
 def test_bad_input_fails_before_changes(scenario_dir, extra, message):
