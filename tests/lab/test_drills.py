@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 
 import pytest
-from conftest import ROOT, Load, container, hosts, inventory, record, run, sh, verify, zone_of
+from conftest import INVENTORY, ROOT, Load, container, hosts, inventory, record, run, sh, verify, zone_of
 
 pytestmark = pytest.mark.drill
 TOTAL = 20_000
@@ -246,3 +247,54 @@ def test_the_postgresql_leader_killed_and_started_again(session):
     assert commits["acknowledged"] > 0 and commits["seconds_without_commits"] is not None, commits
     if mode == "synchronous":
         assert commits["lost"] == 0, f"synchronous replication lost {commits['lost']} acknowledged commits"
+
+
+SERVICES = (
+    ("analytics_api", "analytics-api", "analytics_api_log_level"),
+    ("pg_sink", "pg-sink", "pg_sink_log_level"),
+    ("delta_writer", "delta-writer", "delta_writer_log_level"),
+    ("delta_dashboard", "delta-dashboard", "delta_dashboard_log_level"),
+)
+
+
+def site_services(*extra: str) -> subprocess.CompletedProcess:
+    """site.yml for the services only (their plays, then the rollout), as an operator deploys a change of them."""
+    tags = ",".join(group for group, _unit, _var in SERVICES)
+    argv = ["ansible-playbook", "-i", str(INVENTORY), str(ROOT / "site.yml"), "--tags", tags, *extra]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
+    r.output = " ".join((r.stdout + r.stderr).split())
+    return r
+
+
+def main_pids() -> dict[str, str]:
+    return {
+        f"{unit}@{h}": sh(h, f"systemctl show -P MainPID {unit}.service").strip()
+        for group, unit, _var in SERVICES
+        for h in hosts(group)
+    }
+
+
+def test_a_change_of_every_service_rolled_out_by_site_yml_under_load(session):
+    """site.yml deploys a changed setting of every Python service while events flow: each host's services restart in
+    turn, each API host out of both load balancers until it is ready again. The client sees nothing but 202s (not even
+    a 503 it had to retry), and every event is stored exactly once. Then the setting goes back the same way."""
+    changed = [arg for _group, _unit, var in SERVICES for arg in ("-e", f"{var}=warning")]
+    before = main_pids()
+    load = Load(session, TOTAL).start()
+    load.wait_accepted(2_000)
+    t0 = time.time()
+    r = site_services(*changed)
+    t1 = time.time()
+    assert r.returncode == 0, r.output[-3000:]
+    after = main_pids()
+    not_restarted = [name for name in before if after[name] == before[name]]
+    assert not not_restarted, f"not restarted by the rollout: {not_restarted}"
+    pending = sh(hosts("analytics_api")[0], "ls /var/lib/analytics-platform/restart-pending/ 2>/dev/null | wc -l")
+    state = load.wait_done()
+    finish("services-rollout", load, (t0, t1), {"rollout_seconds": round(t1 - t0), "restarted": sorted(after)})
+    assert set(state["statuses"]) == {"202"}, f"the client saw more than 202s: {state['statuses']}"
+    assert pending.strip() == "0", "a mark is left after the rollout"
+    # Back to the inventory's settings, the same way (no load needed); a run after that changes nothing.
+    r = site_services()
+    assert r.returncode == 0, r.output[-3000:]
+    assert all(after[name] != pid for name, pid in main_pids().items()), "the setting was not rolled back"

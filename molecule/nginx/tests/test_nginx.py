@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import time
 
 import pytest
 from conftest import (
+    ROOT,
     address,
     ansible_playbook,
     assert_passes,
@@ -196,6 +200,138 @@ def test_nginx_config_is_validated_and_upstreams_are_verified():
 )
 def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
     assert_refused(scenario_dir, extra, message, ("edge-a", "cat /etc/nginx/nginx.conf"))
+
+
+# A steady client: a POST to /analytics through the edge every 0.25 s (under the scenario's 5 r/s limit), each on a new
+# connection, until the stop file appears; then the answers, [time, status or error], as JSON.
+LOAD = CTX + (
+    "import json, os, sys, threading, time\nout, stop, answers = sys.argv[1], sys.argv[2], []\n"
+    "def one():\n    t = time.time()\n    try:\n"
+    "        h = http.client.HTTPSConnection('edge-a', 443, context=ctx, timeout=20)\n"
+    "        h.request('POST', '/analytics', body='{}', headers={'content-type': 'application/json'})\n"
+    "        r = h.getresponse()\n        r.read()\n        answers.append([t, r.status])\n"
+    "    except (OSError, http.client.HTTPException) as e:\n        answers.append([t, type(e).__name__])\n"
+    "workers = []\nwhile not os.path.exists(stop):\n"
+    "    workers.append(threading.Thread(target=one))\n    workers[-1].start()\n    time.sleep(0.25)\n"
+    "for w in workers:\n    w.join()\n"
+    "open(out + '.tmp', 'w').write(json.dumps(answers))\nos.replace(out + '.tmp', out)\n"
+)
+PENDING = "/var/lib/analytics-platform/restart-pending/analytics-api"
+
+
+class SteadyClient:
+    def __init__(self, client):
+        self.client = client
+        client.run("rm -f /tmp/rollout-load.json /tmp/rollout-load.stop")
+        client.run_expect(
+            [0],
+            f"nohup python3 -c {shlex.quote(LOAD)} /tmp/rollout-load.json /tmp/rollout-load.stop "
+            ">/tmp/rollout-load.log 2>&1 &",
+        )
+
+    def stop(self) -> list:
+        self.client.run("touch /tmp/rollout-load.stop")
+        for _n in range(60):
+            r = self.client.run("cat /tmp/rollout-load.json")
+            if r.rc == 0:
+                return json.loads(r.stdout)
+            time.sleep(1)
+        raise AssertionError(f"the client did not finish: {self.client.run('cat /tmp/rollout-load.log').stdout}")
+
+
+def api_pid(name: str) -> str:
+    pid = lab_host(name).run("systemctl show -p MainPID --value analytics-api").stdout.strip()
+    assert pid not in ("", "0"), f"{name}: analytics-api is not running"
+    return pid
+
+
+def access_log_lines(edge_host) -> int:
+    return int(edge_host.run("wc -l < /var/log/nginx/access.log").stdout.strip())
+
+
+def access_log_since(edge_host, line: int) -> list[dict]:
+    out = edge_host.run(f"tail -n +{line + 1} /var/log/nginx/access.log").stdout
+    return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+
+def test_a_change_of_the_api_waits_for_the_rollout_which_restarts_one_host_at_a_time_out_of_nginx(scenario_dir, client):
+    """site.yml's way: the API's play only marks the change; playbooks/rollout.yml then restarts one host at a time,
+    each out of nginx's upstream from before its stop until it is ready. A steady client sees only the API's own
+    answers (401: no key), and nginx never had to try a stopping host (no request with two upstreams)."""
+    apis = ("api-a", "api-b")
+    edge_host = lab_host("edge-a")
+    before = {h: api_pid(h) for h in apis}
+    r = ansible_playbook(scenario_dir / "deploy_api.yml", "-e", "analytics_api_log_level=warning")
+    assert r.returncode == 0, r.output[-2000:]
+    for h in apis:
+        assert lab_host(h).file(PENDING).exists, f"{h}: the change was not marked for the rollout"
+        assert api_pid(h) == before[h], f"{h}: the API restarted before the rollout"
+        assert 'API_LOG_LEVEL="warning"' in lab_host(h).run("cat /etc/analytics-platform/analytics-api.env").stdout
+
+    first_line = access_log_lines(edge_host)
+    load = SteadyClient(client)
+    time.sleep(3)
+    r = ansible_playbook(ROOT / "playbooks" / "rollout.yml", "-e", "rollout_ready=live")
+    time.sleep(3)
+    answers = load.stop()
+    assert r.returncode == 0, r.output[-2000:]
+    started = {
+        h: lab_host(h).run("systemctl show -p ActiveEnterTimestampMonotonic --value analytics-api").stdout for h in apis
+    }
+    for h in apis:
+        assert api_pid(h) != before[h], f"{h}: the rollout did not restart the API"
+        assert not lab_host(h).file(PENDING).exists, f"{h}: the mark is still there"
+    # One at a time: the second host was restarted after the first was ready and back in nginx.
+    assert abs(int(started["api-b"]) - int(started["api-a"])) > 2_000_000, started
+    conf = edge_host.run("cat /etc/nginx/nginx.conf").stdout
+    assert " down;" not in conf and conf.count("# api host ") == 2, "an API host was left out of the upstream"
+
+    statuses = [s for _t, s in answers]
+    assert len(statuses) >= 20, f"the client sent {len(statuses)} requests"
+    assert set(statuses) == {401}, f"the client saw answers other than the API's: {sorted(set(map(str, statuses)))}"
+    posted = [e for e in access_log_since(edge_host, first_line) if e["request"].startswith("POST /analytics")]
+    tried_twice = [e for e in posted if "," in e["upstream"] or e["status"] != 401]
+    assert len(posted) >= len(statuses) and not tried_twice, (
+        f"nginx sent requests to a stopping host: {tried_twice[:3]}"
+    )
+    # A second run has nothing to restart.
+    after = {h: api_pid(h) for h in apis}
+    r = ansible_playbook(ROOT / "playbooks" / "rollout.yml", "-e", "rollout_ready=live")
+    assert r.returncode == 0, r.output[-2000:]
+    assert {h: api_pid(h) for h in apis} == after
+
+
+def test_a_host_that_does_not_come_back_stops_the_rollout_and_stays_out_of_nginx(client):
+    """api-a cannot start (a broken setting): the rollout stops at it, api-a stays marked down in nginx's upstream and
+    marked for the rollout, api-b is not touched and serves alone; once api-a is mended the next run finishes."""
+    edge_host = lab_host("edge-a")
+    api_a, api_b = lab_host("api-a"), lab_host("api-b")
+    env = "/etc/analytics-platform/analytics-api.env"
+    b_before = api_pid("api-b")
+    for h in (api_a, api_b):
+        h.run_expect([0], f"mkdir -p {os.path.dirname(PENDING)} && touch {PENDING}")
+    api_a.run_expect([0], f"cp -p {env} {env}.saved && sed -i 's/^API_PORT=.*/API_PORT=not-a-port/' {env}")
+    try:
+        r = ansible_playbook(
+            ROOT / "playbooks" / "rollout.yml", "-e", "rollout_ready=live", "-e", "rollout_ready_timeout=12"
+        )
+        assert r.returncode != 0, "the rollout went on past a host that did not come back"
+        conf = edge_host.run("cat /etc/nginx/nginx.conf").stdout
+        assert re.search(r" down;\s+# api host api-a$", conf, re.M), "api-a was put back into nginx"
+        assert " down;  # api host api-b" not in conf
+        assert api_a.file(PENDING).exists and api_b.file(PENDING).exists
+        assert api_pid("api-b") == b_before, "the rollout went on to api-b"
+        assert [
+            http(client, "https://edge-a/analytics", "POST", {"content-type": "application/json"}, "{}")[0]
+            for _n in range(6)
+        ] == [401] * 6
+    finally:
+        api_a.run(f"mv {env}.saved {env}")
+    r = ansible_playbook(ROOT / "playbooks" / "rollout.yml", "-e", "rollout_ready=live")
+    assert r.returncode == 0, r.output[-2000:]
+    assert " down;" not in edge_host.run("cat /etc/nginx/nginx.conf").stdout
+    assert not api_a.file(PENDING).exists and not api_b.file(PENDING).exists
+    assert api_pid("api-b") != b_before
 
 
 def test_certificate_renewed_in_an_earlier_play_reaches_nginx_and_the_api(scenario_dir, client):

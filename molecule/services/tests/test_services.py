@@ -4,6 +4,7 @@ with secrets only in root-readable files; liveness answers, readiness names the 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -115,6 +116,34 @@ def test_installed_from_the_wheelhouse_only(name, service):
     listed = {dist_name(w) for w in (ROOT / "artifacts" / "wheelhouse" / f"{service}.wheels").read_text().split()}
     installed = json.loads(host.run(f"/opt/analytics-platform/{service}/venv/bin/pip list --format=json").stdout)
     assert {p["name"].replace("_", "-").lower() for p in installed} - {"pip", "setuptools"} == listed
+
+
+@pytest.mark.parametrize(("name", "service"), PARAMS)
+def test_the_unit_runs_its_build_and_venv_links_to_it(name, service):
+    """One virtualenv per build (venv-<id>): the unit starts the build's own path, never the `venv` link that a newer
+    build moves, and the running process is that build's."""
+    host = lab_host(name)
+    root = f"/opt/analytics-platform/{service}"
+    build = host.file(f"{root}/venv").linked_to
+    assert host.file(f"{root}/venv").is_symlink and re.fullmatch(rf"{root}/venv-[0-9a-f]{{12}}", build), build
+    assert f"ExecStart={build}/bin/" in host.file(f"/etc/systemd/system/{service}.service").content_string
+    pid = host.run(f"systemctl show -p MainPID --value {service}").stdout.strip()
+    assert host.run(f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout.startswith(f"{build}/bin/python")
+
+
+def test_builds_no_process_runs_are_removed_and_the_running_one_is_kept(scenario_dir):
+    """An earlier build left behind (its process restarted long ago) is removed by the next run; the build the
+    service runs, and the newest, stay; nothing restarts."""
+    host = lab_host("svc-a")
+    root = "/opt/analytics-platform/analytics-api"
+    build = host.file(f"{root}/venv").linked_to
+    pid = host.run("systemctl show -p MainPID --value analytics-api").stdout.strip()
+    host.run_expect([0], f"cp -a {build} {root}/venv-000000000000")
+    r = ansible_playbook(scenario_dir / "converge.yml", "--limit", "svc-a")
+    assert r.returncode == 0, r.output[-2000:]
+    assert not host.file(f"{root}/venv-000000000000").exists, "an earlier build was left behind"
+    assert host.file(build).is_directory and host.file(f"{root}/venv").linked_to == build
+    assert host.run("systemctl show -p MainPID --value analytics-api").stdout.strip() == pid
 
 
 def test_a_host_gets_only_the_wheels_of_its_services():
