@@ -446,6 +446,14 @@ def test_backups_go_to_the_object_store_encrypted_and_their_state_is_exported(pg
     conf = pg_a.file("/etc/pgbackrest.conf")
     assert (conf.user, conf.mode) == ("postgres", 0o600)
     assert "repo1-type=s3" in conf.content_string and "repo1-cipher-type=aes-256-cbc" in conf.content_string
+    # A scheduled backup may be running (the role's defaults start the daily full and an hourly incremental at 01:00):
+    # pgBackRest takes one backup of a stanza at a time, so wait until none is.
+    # (A running oneshot is "activating", which is-active does not count as active.)
+    idle = (
+        '[ "$(systemctl show -p ActiveState --value pgbackrest-full.service pgbackrest-incr.service'
+        " | grep -cE '^(activating|active|deactivating|reloading)$')\" = 0 ]"
+    )
+    assert wait_for(lambda: pg_a.run(idle).rc == 0, timeout=600, step=5), "a scheduled backup did not finish"
     t0 = time.time()
     r = pg_a.run("systemctl start pgbackrest-incr.service")  # the hardened unit, as its timer starts it
     assert r.rc == 0, r.stderr + pg_a.run("journalctl -u pgbackrest-incr -n 20 --no-pager").stdout
