@@ -446,21 +446,33 @@ def test_backups_go_to_the_object_store_encrypted_and_their_state_is_exported(pg
     conf = pg_a.file("/etc/pgbackrest.conf")
     assert (conf.user, conf.mode) == ("postgres", 0o600)
     assert "repo1-type=s3" in conf.content_string and "repo1-cipher-type=aes-256-cbc" in conf.content_string
-    # A scheduled backup may be running (the role's defaults start the daily full and an hourly incremental at 01:00):
-    # pgBackRest takes one backup of a stanza at a time, so wait until none is.
-    # (A running oneshot is "activating", which is-active does not count as active.)
+    # The full and the incremental units started together (as their timers do at 01:00 with the role's defaults):
+    # pgBackRest takes one backup of a stanza at a time, so the incremental waits for the full instead of failing.
+    # (A scheduled one may be running: wait until none is, so that this test's two are the last two. A running oneshot
+    # is "activating", which is-active does not count as active.)
     idle = (
         '[ "$(systemctl show -p ActiveState --value pgbackrest-full.service pgbackrest-incr.service'
         " | grep -cE '^(activating|active|deactivating|reloading)$')\" = 0 ]"
     )
     assert wait_for(lambda: pg_a.run(idle).rc == 0, timeout=600, step=5), "a scheduled backup did not finish"
     t0 = time.time()
+    assert pg_a.run("systemctl start --no-block pgbackrest-full.service").rc == 0
+    running = "pgrep -u postgres -f '^/usr/bin/pgbackrest --stanza=analytics --type=full backup$'"
+    assert wait_for(lambda: pg_a.run(running).rc == 0, timeout=60, step=0.2), pg_a.run(
+        "journalctl -u pgbackrest-full -n 20 --no-pager"
+    ).stdout
     r = pg_a.run("systemctl start pgbackrest-incr.service")  # the hardened unit, as its timer starts it
     assert r.rc == 0, r.stderr + pg_a.run("journalctl -u pgbackrest-incr -n 20 --no-pager").stdout
+    full_done = 'systemctl show -p ActiveState,Result --value pgbackrest-full.service | paste -sd " "'
+    assert wait_for(
+        lambda: sorted(pg_a.run(full_done).stdout.split()) == ["inactive", "success"], timeout=300, step=2
+    ), pg_a.run("journalctl -u pgbackrest-full -n 20 --no-pager").stdout
     info = json.loads(pg_a.run("runuser -u postgres -- pgbackrest --stanza=analytics --output=json info").stdout)[0]
     assert info["status"]["code"] == 0 and info["cipher"] == "aes-256-cbc", info["status"]
     types = [b["type"] for b in info["backup"]]
-    assert "full" in types and types[-1] == "incr" and info["backup"][-1]["timestamp"]["stop"] >= int(t0), types
+    assert types[-2:] == ["full", "incr"], types
+    full, incr = info["backup"][-2:]
+    assert full["timestamp"]["start"] >= int(t0) and incr["timestamp"]["start"] >= full["timestamp"]["stop"], info
     # On pg-b (no backup runs there while pg-a leads) the unit's condition skips it, successfully.
     before = len(info["backup"])
     assert pg_b.run("systemctl start pgbackrest-incr.service").rc == 0
