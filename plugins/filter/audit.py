@@ -14,6 +14,9 @@ def _entries(matrix):
     if not isinstance(matrix, dict):
         raise AnsibleFilterError(f"the port matrix must be a dict of entries (got {type(matrix).__name__})")
     for name, entry in matrix.items():
+        # The audit's port probes speak TCP: entries of other protocols (VRRP, UDP) are not theirs.
+        if isinstance(entry, dict) and entry.get("proto", "tcp") != "tcp":
+            continue
         if not isinstance(entry, dict) or "group" not in entry or not entry.get("ports"):
             raise AnsibleFilterError(f"port matrix entry '{name}': needs group and ports (got {entry!r})")
         audience = entry.get("audience", [])

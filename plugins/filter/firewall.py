@@ -9,6 +9,8 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 PROTOCOLS = ("tcp", "udp")
+# Protocols without ports, by IP protocol number (an entry of these accepts the protocol from its audience).
+PORTLESS = {"vrrp": 112}
 
 
 def _as_list(value):
@@ -71,15 +73,17 @@ def validate_matrix(matrix, audiences):
         unknown = set(entry) - {"group", "ports", "audience", "proto", "description"}
         if unknown:
             raise AnsibleFilterError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        for key in ("group", "ports", "audience"):
+        proto = entry.get("proto", "tcp")
+        if proto not in PROTOCOLS and proto not in PORTLESS:
+            raise AnsibleFilterError(f"{where}: proto '{proto}' is not one of {', '.join((*PROTOCOLS, *PORTLESS))}")
+        for key in ("group", "audience") if proto in PORTLESS else ("group", "ports", "audience"):
             if not entry.get(key):
                 raise AnsibleFilterError(f"{where}: '{key}' is missing")
-        for port in _as_list(entry["ports"]):
+        if proto in PORTLESS and _as_list(entry.get("ports")):
+            raise AnsibleFilterError(f"{where}: proto '{proto}' has no ports (got {entry['ports']!r})")
+        for port in _as_list(entry.get("ports")):
             if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
                 raise AnsibleFilterError(f"{where}: port {port!r} is out of range (1-65535)")
-        proto = entry.get("proto", "tcp")
-        if proto not in PROTOCOLS:
-            raise AnsibleFilterError(f"{where}: proto '{proto}' is not one of {', '.join(PROTOCOLS)}")
         for aud in _as_list(entry["audience"]):
             if aud not in audiences:
                 raise AnsibleFilterError(
@@ -91,7 +95,8 @@ def validate_matrix(matrix, audiences):
 def firewall_rules(matrix, audiences, groups, hostvars, host):
     """The accept rules for `host`: one per matrix entry whose group contains the host.
 
-    Returns a list of {service, proto, ports, any (bool), v4 [cidr], v6 [cidr], audiences}, sorted by service.
+    Returns a list of {service, proto, number (the IP protocol number of a portless proto, else 0), ports, any (bool),
+    v4 [cidr], v6 [cidr], audiences}, sorted by service.
     """
     validate_matrix(matrix, audiences)
     rules = []
@@ -110,7 +115,8 @@ def firewall_rules(matrix, audiences, groups, hostvars, host):
             {
                 "service": svc,
                 "proto": entry.get("proto", "tcp"),
-                "ports": sorted(set(_as_list(entry["ports"]))),
+                "number": PORTLESS.get(entry.get("proto", "tcp"), 0),
+                "ports": sorted(set(_as_list(entry.get("ports")))),
                 "any": any_source,
                 "v4": [] if any_source else [n for n in uniq if ":" not in n],
                 "v6": [] if any_source else [n for n in uniq if ":" in n],
@@ -131,9 +137,43 @@ def address_allowed(rules, address, port, proto="tcp"):
     return False
 
 
+def host_address(host, hostvars):
+    """The address other hosts' firewalls know `host` by: its firewall_address, an IP ansible_host, or its default
+    IPv4 address (the addresses the group audiences resolve to)."""
+    if host not in hostvars:
+        raise AnsibleFilterError(f"host '{host}' is not in the inventory")
+    return _host_address(host, hostvars)
+
+
+def interface_of(address, facts):
+    """The name of the interface (from a host's gathered facts) that holds `address`, or, for a network in CIDR form
+    (such as 203.0.113.10/24), that has an IPv4 address in that network; "" when none does."""
+    text = str(address)
+    try:
+        if "/" in text:
+            net, exact = ipaddress.ip_interface(text).network, None
+        else:
+            net, exact = None, ipaddress.ip_address(text)
+    except ValueError as e:
+        raise AnsibleFilterError(f"'{text}' is not an address or an address with its prefix length ({e})") from None
+    facts = facts or {}
+    for name in sorted(facts.get("interfaces") or []):
+        data = facts.get(name.replace("-", "_")) or {}
+        for entry in [data.get("ipv4") or {}, *(data.get("ipv4_secondaries") or [])]:
+            own = entry.get("address")
+            if not own:
+                continue
+            own = ipaddress.ip_address(own)
+            if (exact is not None and own == exact) or (net is not None and own in net):
+                return name
+    return ""
+
+
 class FilterModule:
     def filters(self):
         return {
             "firewall_rules": firewall_rules,
             "firewall_address_allowed": address_allowed,
+            "firewall_host_address": host_address,
+            "interface_of": interface_of,
         }

@@ -103,6 +103,7 @@ def platform_matrix(host, hostvars):
             "ports": sorted({n for p in e.ports for n in _resolve_all(p, hv, host)}),
             "audience": list(e.audience) if len(e.audience) > 1 else e.audience[0],
             "description": e.description,
+            **({"proto": e.proto} if e.proto != "tcp" else {}),
         }
         for name, e in ENDPOINTS.items()
         if _serves(e, hv, host)

@@ -71,8 +71,11 @@ class Endpoint:
     job: str = ""  # Prometheus job name (with metrics)
     unit: str = ""  # systemd unit
     secrets: tuple[str, ...] = field(default_factory=tuple)  # inventory variables holding its secrets
-    # (variable, default): a host serves it only while that boolean is on (an optional part of a role)
-    switch: tuple[str, bool] | tuple[()] = ()
+    # (variable, default): a host serves it only while that boolean is on (an optional part of a role); with the
+    # default None, while that variable is set (not empty)
+    switch: tuple[str, bool | None] | tuple[()] = ()
+    # The IP protocol: tcp or udp (with ports), or vrrp (no ports: the firewall accepts the protocol from the audience)
+    proto: str = "tcp"
     # The bearer token Prometheus scrapes it with (the monitoring role writes /etc/prometheus/<name>.token)
     metrics_auth: str = ""
 
@@ -82,6 +85,8 @@ class Endpoint:
             return True
         var, default = self.switch
         value = (host_vars or {}).get(var, default)
+        if default is None:
+            return bool(value)
         if isinstance(value, str):
             value = value.strip().lower()
             if value not in ("true", "yes", "on", "1", "false", "no", "off", "0"):
@@ -129,6 +134,15 @@ ENDPOINTS: dict[str, Endpoint] = {
         scheme="https",
         metrics="/metrics",
         job="nginx",
+    ),
+    # The edges' floating address (keepalived): VRRP adverts, unicast between the nginx hosts' own addresses.
+    "nginx_vrrp": Endpoint(
+        "nginx",
+        (),
+        ("load_balancer",),
+        "VRRP between the edges holding the floating address (keepalived, unicast)",
+        switch=("nginx_floating_address", None),
+        proto="vrrp",
     ),
     "grafana": Endpoint(
         "grafana",

@@ -1,6 +1,7 @@
 """Every module documents its attributes the way the ecosystem expects: the action_common_attributes fragment, and
 check mode, diff mode and platform declared; check mode as the module really supports it."""
 
+import importlib
 import re
 from pathlib import Path
 
@@ -69,3 +70,21 @@ def test_action_groups_match_the_modules_membership():
             declared.setdefault(group.removeprefix("analytics.platform."), []).append(path.stem)
     assert {g: sorted(m) for g, m in groups.items()} == declared
     assert set(groups) == {"kafka", "s3"}
+
+
+def _filters() -> list[tuple[str, str]]:
+    """(plugin file, filter name) of every filter the collection's filter plugins export."""
+    out = []
+    for path in sorted((ROOT / "plugins" / "filter").glob("*.py")):
+        module = importlib.import_module(f"ansible_collections.analytics.platform.plugins.filter.{path.stem}")
+        out.extend((path.stem, name) for name in sorted(module.FilterModule().filters()))
+    return out
+
+
+@pytest.mark.parametrize(("plugin", "name"), _filters(), ids=[n for _p, n in _filters()])
+def test_every_filter_has_documentation_ansible_doc_can_read(plugin, name):
+    """ansible-doc reads a filter's documentation from plugins/filter/<name>.yml: a YAML error there is found here."""
+    doc = yaml.safe_load((ROOT / "plugins" / "filter" / f"{name}.yml").read_text())
+    assert doc["DOCUMENTATION"]["name"] == name, plugin
+    assert doc["DOCUMENTATION"]["short_description"] and "_input" in doc["DOCUMENTATION"]["options"]
+    assert "_value" in doc["RETURN"]

@@ -50,6 +50,15 @@ UNITS = [
         },
     ),
     (
+        "keepalived.service",
+        "Type=forking\nPIDFile=/run/keepalived.pid\nExecStart=/usr/sbin/keepalived",
+        {
+            "writable": ["/run"],
+            "capabilities": ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"],
+            "address_families": ["AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK", "AF_PACKET"],
+        },
+    ),
+    (
         "prometheus-node-exporter.service",
         "User=prometheus\nExecStart=/usr/bin/prometheus-node-exporter",
         {"protect_home": "read-only", "address_families": ["AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"]},

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import time
 
 import pytest
@@ -25,6 +26,7 @@ from conftest import (
     samples,
     served_fingerprint,
     tcp_open,
+    wait_for,
 )
 
 
@@ -202,15 +204,21 @@ def test_bad_input_fails_in_preflight(scenario_dir, extra, message):
     assert_refused(scenario_dir, extra, message, ("edge-a", "cat /etc/nginx/nginx.conf"))
 
 
-# A steady client: a POST to /analytics through the edge every 0.25 s (under the scenario's 5 r/s limit), each on a new
-# connection, until the stop file appears; then the answers, [time, status or error], as JSON.
+# A steady client: a POST to /analytics through the edge (argv[3]) every 0.25 s (under the scenario's 5 r/s limit),
+# each on a new connection, until the stop file appears; then the answers, [time, status or error, attempts, time of
+# the answer], as JSON. A request whose connection fails or that gets no answer within argv[5] seconds is sent again
+# after 0.5 s, up to argv[4] more times, as a client that retries would (0: none).
 LOAD = CTX + (
-    "import json, os, sys, threading, time\nout, stop, answers = sys.argv[1], sys.argv[2], []\n"
-    "def one():\n    t = time.time()\n    try:\n"
-    "        h = http.client.HTTPSConnection('edge-a', 443, context=ctx, timeout=20)\n"
-    "        h.request('POST', '/analytics', body='{}', headers={'content-type': 'application/json'})\n"
-    "        r = h.getresponse()\n        r.read()\n        answers.append([t, r.status])\n"
-    "    except (OSError, http.client.HTTPException) as e:\n        answers.append([t, type(e).__name__])\n"
+    "import json, os, sys, threading, time\nout, stop, target, retries, timeout = sys.argv[1:6]\nanswers = []\n"
+    "def one():\n    t = time.time()\n    for attempt in range(1 + int(retries)):\n        try:\n"
+    "            h = http.client.HTTPSConnection(target, 443, context=ctx, timeout=float(timeout))\n"
+    "            h.request('POST', '/analytics', body='{}', headers={'content-type': 'application/json'})\n"
+    "            r = h.getresponse()\n            r.read()\n"
+    "            answers.append([t, r.status, attempt + 1, time.time()])\n"
+    "            return\n"
+    "        except (OSError, http.client.HTTPException) as e:\n            error = type(e).__name__\n"
+    "            time.sleep(0.5)\n"
+    "    answers.append([t, error, attempt + 1, time.time()])\n"
     "workers = []\nwhile not os.path.exists(stop):\n"
     "    workers.append(threading.Thread(target=one))\n    workers[-1].start()\n    time.sleep(0.25)\n"
     "for w in workers:\n    w.join()\n"
@@ -220,13 +228,13 @@ PENDING = "/var/lib/analytics-platform/restart-pending/analytics-api"
 
 
 class SteadyClient:
-    def __init__(self, client):
+    def __init__(self, client, target: str = "edge-a", retries: int = 0, timeout: float = 20):
         self.client = client
         client.run("rm -f /tmp/rollout-load.json /tmp/rollout-load.stop")
         client.run_expect(
             [0],
             f"nohup python3 -c {shlex.quote(LOAD)} /tmp/rollout-load.json /tmp/rollout-load.stop "
-            ">/tmp/rollout-load.log 2>&1 &",
+            f"{target} {retries} {timeout} >/tmp/rollout-load.log 2>&1 &",
         )
 
     def stop(self) -> list:
@@ -286,7 +294,7 @@ def test_a_change_of_the_api_waits_for_the_rollout_which_restarts_one_host_at_a_
     conf = edge_host.run("cat /etc/nginx/nginx.conf").stdout
     assert " down;" not in conf and conf.count("# api host ") == 2, "an API host was left out of the upstream"
 
-    statuses = [s for _t, s in answers]
+    statuses = [a[1] for a in answers]
     assert len(statuses) >= 20, f"the client sent {len(statuses)} requests"
     assert set(statuses) == {401}, f"the client saw answers other than the API's: {sorted(set(map(str, statuses)))}"
     posted = [e for e in access_log_since(edge_host, first_line) if e["request"].startswith("POST /analytics")]
@@ -332,6 +340,90 @@ def test_a_host_that_does_not_come_back_stops_the_rollout_and_stays_out_of_nginx
     assert " down;" not in edge_host.run("cat /etc/nginx/nginx.conf").stdout
     assert not api_a.file(PENDING).exists and not api_b.file(PENDING).exists
     assert api_pid("api-b") != b_before
+
+
+def floating_address() -> str:
+    """The scenario's nginx_floating_address: .10 of the outside network (the client's)."""
+    return re.sub(r"[0-9]+$", "10", address("client-x"))
+
+
+def holders(vip: str) -> list[str]:
+    """The edges that hold the floating address now."""
+    return [h for h in ("edge-a", "edge-b") if lab_host(h).run(f"ip -o -4 addr show to {vip}/32").stdout.strip()]
+
+
+def wait_for_move(vip: str, away_from: str, timeout: float = 15) -> tuple[str, float]:
+    """Which edge holds the address once `away_from` no longer does, and after how many seconds."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        now = holders(vip)
+        if len(now) == 1 and now[0] != away_from:
+            return now[0], time.time() - t0
+        time.sleep(0.2)
+    raise AssertionError(f"the floating address {vip} did not move away from {away_from}: held by {holders(vip)}")
+
+
+def test_the_floating_address_moves_to_the_other_edge_within_5_s_while_clients_keep_posting(client):
+    """keepalived (VRRP, unicast between the edges' zone addresses) holds one address on the edges' public side. A
+    client posting to it every 0.25 s, retrying a failed connection or a request unanswered for 5 s (one the frozen
+    holder had taken) after 0.5 s: when the holder's nginx stops, and
+    when the holder itself freezes (docker pause: no adverts, no answers), the other edge takes the address within 5 s,
+    and every request gets the API's own answer (401: no key)."""
+    vip = floating_address()
+    assert wait_for(lambda: len(holders(vip)) == 1, timeout=30, step=1), f"not one holder of {vip}: {holders(vip)}"
+    first = holders(vip)[0]
+    other = "edge-b" if first == "edge-a" else "edge-a"
+    # VRRP is let in from the other edge's zone address only (the catalogue's nginx_vrrp entry).
+    ruleset = lab_host(first).run("nft list ruleset").stdout
+    assert re.search(rf"ip saddr [^\n]*{re.escape(address(other))}[^\n]* meta l4proto (vrrp|112) accept", ruleset), (
+        ruleset
+    )
+    load = SteadyClient(client, vip, retries=10, timeout=5)
+    try:
+        time.sleep(3)
+        assert lab_host(first).run("systemctl stop nginx").rc == 0
+        holder, moved = wait_for_move(vip, first)
+        assert holder == other and moved < 5, (holder, moved)
+        time.sleep(2)
+        assert lab_host(first).run("systemctl start nginx").rc == 0
+        time.sleep(5)
+        assert holders(vip) == [other], "the address moved back (nginx_floating_preempt is false)"
+        # The holder freezes: the first edge takes the address back after three missed adverts.
+        subprocess.run(["docker", "pause", f"ap-mol-nginx-{other}"], check=True, capture_output=True)
+        try:
+            t0 = time.time()
+            while holders_but(vip, other) != [first] and time.time() - t0 < 15:
+                time.sleep(0.2)
+            frozen_move = time.time() - t0
+            assert holders_but(vip, other) == [first] and frozen_move < 5, (holders_but(vip, other), frozen_move)
+            time.sleep(2)
+        finally:
+            subprocess.run(["docker", "unpause", f"ap-mol-nginx-{other}"], check=True, capture_output=True)
+        # Back, the frozen edge still believes it holds the address: the adverts settle it (the higher priority keeps
+        # it), one holder again.
+        assert wait_for(lambda: len(holders(vip)) == 1, timeout=15, step=0.5), holders(vip)
+        time.sleep(3)
+        assert len(holders(vip)) == 1, holders(vip)
+    finally:
+        answers = load.stop()
+    assert len(answers) > 60, len(answers)
+    assert [a for a in answers if a[1] != 401] == [], [a for a in answers if a[1] != 401][:10]
+    retried = [a for a in answers if a[2] > 1]
+    waited = max(a[3] - a[0] for a in answers)
+    assert waited < 10, waited
+    print(
+        f"floating address: {len(answers)} requests, {len(retried)} retried, longest {waited:.1f} s; nginx stopped:"
+        f" moved in {moved:.1f} s; host frozen: moved in {frozen_move:.1f} s"
+    )
+
+
+def holders_but(vip: str, frozen: str) -> list[str]:
+    """The holders among the edges that still answer (a paused container cannot be asked)."""
+    return [
+        h
+        for h in ("edge-a", "edge-b")
+        if h != frozen and lab_host(h).run(f"ip -o -4 addr show to {vip}/32").stdout.strip()
+    ]
 
 
 def test_certificate_renewed_in_an_earlier_play_reaches_nginx_and_the_api(scenario_dir, client):

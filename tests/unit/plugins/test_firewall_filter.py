@@ -1,8 +1,15 @@
 """The firewall matrix filter: rules per host, audiences by CIDR and group, and bad entries named."""
 
+import re
+
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.analytics.platform.plugins.filter.firewall import address_allowed, firewall_rules
+from ansible_collections.analytics.platform.plugins.filter.firewall import (
+    address_allowed,
+    firewall_rules,
+    host_address,
+    interface_of,
+)
 
 AUDIENCES = {
     "public": {"cidrs": ["0.0.0.0/0", "::/0"]},
@@ -49,6 +56,16 @@ def test_several_audiences_are_merged():
     assert pg["v4"] == ["10.0.1.0/24", "10.0.2.0/24", "192.0.2.10/32"]
 
 
+def test_a_portless_protocol_is_accepted_by_number_from_its_audience_only():
+    matrix = dict(MATRIX, nginx_vrrp={"group": "nginx", "audience": "load_balancer", "proto": "vrrp"})
+    vrrp = rules_for("lb1", matrix=matrix)["nginx_vrrp"]
+    assert (vrrp["proto"], vrrp["number"], vrrp["ports"], vrrp["any"]) == ("vrrp", 112, [], False)
+    assert vrrp["v4"] == ["10.0.2.9/32"]
+    assert rules_for("lb1")["nginx"]["number"] == 0
+    # It opens no port: the controller's SSH check does not count it.
+    assert not address_allowed(firewall_rules(matrix, AUDIENCES, GROUPS, HOSTVARS, "lb1"), "10.0.2.9", 112)
+
+
 def test_address_allowed():
     rules = firewall_rules(MATRIX, AUDIENCES, GROUPS, HOSTVARS, "db1")
     assert address_allowed(rules, "192.0.2.10", 22)
@@ -67,6 +84,8 @@ def test_address_allowed():
         ({"group": "all", "ports": [22], "audience": "admin", "proto": "icmp"}, "proto 'icmp' is not one of"),
         ({"group": "all", "ports": [22]}, "firewall_matrix.bad: 'audience' is missing"),
         ({"group": "all", "ports": [22], "audience": "admin", "port": 1}, "unknown key(s) port"),
+        ({"group": "nginx", "ports": [112], "audience": "admin", "proto": "vrrp"}, "proto 'vrrp' has no ports"),
+        ({"group": "nginx", "audience": "admin"}, "firewall_matrix.bad: 'ports' is missing"),
     ],
 )
 def test_bad_entries_are_named(entry, message):
@@ -137,3 +156,37 @@ def test_minio_prometheus_token_is_the_jwt_minio_verifies():
     assert token != minio_prometheus_token("another-secret-key-of-32-chars!!", "platform-root")
     with pytest.raises(AnsibleFilterError, match="needs the access key and secret key"):
         minio_prometheus_token("", "platform-root")
+
+
+FACTS = {
+    "interfaces": ["lo", "eth0", "eth1"],
+    "lo": {"ipv4": {"address": "127.0.0.1", "netmask": "255.0.0.0"}},
+    "eth0": {"ipv4": {"address": "10.0.1.14", "netmask": "255.255.255.0"}},
+    "eth1": {
+        "ipv4": {"address": "203.0.113.21", "netmask": "255.255.255.0"},
+        "ipv4_secondaries": [{"address": "203.0.113.10"}],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("address", "interface"),
+    [
+        ("10.0.1.14", "eth0"),
+        ("203.0.113.10", "eth1"),
+        ("203.0.113.10/24", "eth1"),
+        ("10.0.1.200/24", "eth0"),
+        ("10.0.1.15", ""),
+        ("198.51.100.10/24", ""),
+    ],
+)
+def test_the_interface_of_an_address_or_a_network(address, interface):
+    assert interface_of(address, FACTS) == interface
+
+
+def test_a_bad_address_and_an_unknown_host_are_named():
+    with pytest.raises(AnsibleFilterError, match=re.escape("'203.0.113.300/24' is not an address")):
+        interface_of("203.0.113.300/24", FACTS)
+    with pytest.raises(AnsibleFilterError, match="host 'lb9' is not in the inventory"):
+        host_address("lb9", HOSTVARS)
+    assert [host_address(h, HOSTVARS) for h in ("api1", "lb1", "db1")] == ["10.0.1.5", "10.0.2.9", "10.0.2.8"]

@@ -198,6 +198,22 @@ def test_a_host_that_switches_alertmanager_off_opens_probes_and_serves_none_of_i
     assert platform_conflicts("h", clash) == []
 
 
+def test_the_edges_accept_vrrp_from_each_other_only_with_a_floating_address():
+    assert "nginx_vrrp" not in platform_matrix("edge-a", HOSTVARS)
+    with_vip = {"edge-a": dict(HOSTVARS["edge-a"], nginx_floating_address="203.0.113.10/24")}
+    vrrp = platform_matrix("edge-a", with_vip)["nginx_vrrp"]
+    assert vrrp == {
+        "group": "nginx",
+        "ports": [],
+        "audience": "load_balancer",
+        "description": ENDPOINTS["nginx_vrrp"].description,
+        "proto": "vrrp",
+    }
+    assert "nginx_vrrp" not in platform_matrix(
+        "edge-a", {"edge-a": dict(with_vip["edge-a"], nginx_floating_address="")}
+    )
+
+
 def test_a_switch_that_is_not_a_boolean_is_named_with_its_host():
     with pytest.raises(AnsibleFilterError, match="host 'mon-d': monitoring_alertmanager_enabled must be true or false"):
         platform_matrix("mon-d", MONITORING)
