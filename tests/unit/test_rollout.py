@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["-e", "rollout_batch=0"], "rollout_batch a number of hosts or a percentage such as 1 or 34% (got '0')"),
+        (
+            ["-e", "rollout_batch=0"],
+            "rollout_batch a number of hosts, a percentage such as 1 or 34%, or zone (got '0')",
+        ),
         (["-e", "rollout_batch=half"], "(got 'half')"),
+        (["-e", "rollout_batch=zones"], "a percentage such as 1 or 34%, or zone (got 'zones')"),
         (["-e", "rollout_services=nginx"], "rollout_services must name services of analytics-api"),
         (["-e", "rollout_ready=soon"], "rollout_ready ready or live (got 'soon')"),
         (["-e", "rollout_ready_timeout=1m"], "rollout_ready_timeout whole seconds (got '1m')"),
