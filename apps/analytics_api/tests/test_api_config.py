@@ -19,6 +19,12 @@ from analytics_common.config import ConfigError
         ({"API_KEYS_FILE": "/nonexistent.json"}, "API_KEYS_FILE is malformed ('/nonexistent.json'): file"),
         ({"API_TLS_CERT_FILE": __file__}, "API_TLS_CERT_FILE and API_TLS_KEY_FILE must be set together"),
         ({"API_TRUSTED_PROXIES": "10.0.0.0/33"}, "API_TRUSTED_PROXIES is malformed ('10.0.0.0/33')"),
+        ({"API_KEY_RATE_LIMITS": '{"load": {"limit": 10}}'}, "key 'load' needs exactly limit, window_seconds, burst"),
+        (
+            {"API_KEY_RATE_LIMITS": '{"load": {"limit": 10, "window_seconds": 0, "burst": 5}}'},
+            "key 'load': limit, window_seconds, burst must be positive numbers",
+        ),
+        ({"API_KEY_RATE_LIMITS": "[1]"}, "API_KEY_RATE_LIMITS is malformed ('[1]'): must be a JSON object"),
     ],
 )
 def test_bad_settings_are_named(api_env, change, message):

@@ -143,6 +143,18 @@ def test_rate_limit_is_429_with_retry_after(make_client):
         assert c.post("/analytics", json=event(), headers=dict(H, **{"x-api-key": OTHER_KEY})).status_code == 202
 
 
+def test_a_key_whose_limit_is_raised_gets_its_own_limit_and_the_others_keep_the_default(make_client):
+    raised = {"web-next": {"limit": 30, "window_seconds": 60, "burst": 20}}
+    made = make_client(
+        API_RATE_LIMIT=5, API_RATE_WINDOW_SECONDS=60, API_RATE_BURST=2, API_KEY_RATE_LIMITS=json.dumps(raised)
+    )
+    other = dict(H, **{"x-api-key": OTHER_KEY})
+    with made.client as c:
+        assert [c.post("/analytics", json=event(), headers=H).status_code for _n in range(3)] == [202, 202, 429]
+        codes = [c.post("/analytics", json=event(), headers=other).status_code for _n in range(21)]
+        assert codes[:20] == [202] * 20 and codes[20] == 429
+
+
 def test_cors_allow_list(api):
     ok = api.client.options(
         "/analytics",

@@ -255,6 +255,10 @@ def test_a_broken_setting_stops_the_service_with_one_line(scenario_dir):
     [
         ('{"analytics_api_keys": {"web": "plaintext-key"}}', "offending names: ['web']"),
         ('{"analytics_api_cors_origins": ["*"]}', "analytics_api_cors_origins must list exact origins"),
+        (
+            '{"analytics_api_key_rate_limits": {"nobody": {"limit": 10, "window_seconds": 1, "burst": 1}}}',
+            "analytics_api_key_rate_limits must map key names of analytics_api_keys to {limit, window_seconds, burst}",
+        ),
         ('{"analytics_api_kafka_password": "analytics123"}', "analytics_api_kafka_password is missing, shorter"),
         ('{"pg_sink_pg_password": ""}', "pg_sink_kafka_password and pg_sink_pg_password must be set from vault"),
         ('{"delta_writer_s3_endpoint": "http://10.0.0.1:8333"}', "delta_writer_s3_endpoint an https:// URL"),

@@ -64,7 +64,8 @@ class IngestRoutes:
 def create_app(cfg, keys: KeyStore, producer: EventProducer | None = None) -> FastAPI:
     producer = producer or EventProducer(cfg)
     address = ClientAddress(cfg.trusted_proxies)
-    guard = Guard(keys, RateLimiter(cfg.rate_limit, cfg.rate_window_seconds, cfg.rate_burst), address)
+    limiter = RateLimiter(cfg.rate_limit, cfg.rate_window_seconds, cfg.rate_burst, per_key=cfg.key_rate_limits)
+    guard = Guard(keys, limiter, address)
     ingest = Ingest(producer, guard, address, cfg.max_body_bytes, cfg.max_batch, cfg.consent_mode)
 
     @asynccontextmanager

@@ -9,24 +9,35 @@ from collections import OrderedDict
 
 
 class RateLimiter:
-    def __init__(self, limit: int, window_seconds: float, burst: int, max_clients: int = 100_000):
+    """`per_key`: {key name: (limit, window_seconds, burst)} for the keys whose limit differs from the default."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float,
+        burst: int,
+        max_clients: int = 100_000,
+        per_key: dict[str, tuple[int, float, int]] | None = None,
+    ):
         self.rate = limit / window_seconds  # tokens per second
         self.capacity = float(max(burst, 1))
         self.max_clients = max_clients
+        self._per_key = {k: (lim / window, float(max(b, 1))) for k, (lim, window, b) in (per_key or {}).items()}
         self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def check(self, key: str, client: str, cost: int = 1, now: float | None = None) -> float:
         """Take `cost` tokens; returns 0 when allowed, else the seconds to wait before retrying."""
         now = time.monotonic() if now is None else now
+        rate, capacity = self._per_key.get(key, (self.rate, self.capacity))
         ident = (key, client)
-        tokens, last = self._buckets.pop(ident, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        tokens, last = self._buckets.pop(ident, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
         if tokens >= cost:
             self._buckets[ident] = (tokens - cost, now)
             wait = 0.0
         else:
             self._buckets[ident] = (tokens, now)
-            wait = (cost - tokens) / self.rate
+            wait = (cost - tokens) / rate
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
         return wait
