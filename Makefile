@@ -20,7 +20,7 @@ MOLECULE_JOBS ?= 2
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs postgresql monitoring
 
-.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs endpoints first-steps post-event test test-build test-checks lint unit integration \
+.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs loadtest endpoints first-steps post-event test test-build test-checks lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills alert-drills bench lab-memory clean
 
 help: ## List the targets
@@ -80,6 +80,12 @@ logs: ## The lab's central logs: the last lines every host shipped to the first 
 
 lab-memory: ## The running lab's memory per service and in total (docs/lab.md)
 	@bash scripts/lab-memory.sh
+
+LOADTEST_RATE ?= 5000
+LOADTEST_SECONDS ?= 300
+loadtest: ## Load test of the lab: LOADTEST_RATE events/s for LOADTEST_SECONDS through nginx; latency, freshness, nothing lost (reports/loadtest/)
+	@echo "==> ansible-playbook -i $(INVENTORY) playbooks/loadtest.yml (loadtest_rate=$(LOADTEST_RATE), loadtest_seconds=$(LOADTEST_SECONDS))"
+	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) playbooks/loadtest.yml -e loadtest_rate=$(LOADTEST_RATE) -e loadtest_seconds=$(LOADTEST_SECONDS)
 
 endpoints: ## Print the lab's endpoints
 	@$(LAB_ENV) ansible-playbook -i $(INVENTORY) lab/endpoints.yml
