@@ -16,6 +16,7 @@ Standard library only (the vantage host runs it with its system python3). Prints
 """
 
 import asyncio
+import itertools
 import json
 import os
 import ssl
@@ -124,7 +125,7 @@ async def run(host, port, ca, session, rate, seconds, batch):
     client = Client(host, port, ca, key, connections, timeout=float(os.environ.get("LOADTEST_TIMEOUT", "10")))
     probes = Client(host, port, ca, key, 4, timeout=client.timeout)
     result = {"accepted": 0, "refused": 0, "unanswered": 0, "resent": 0, "latency": [], "probes_accepted": 0}
-    counter = iter(range(10**12))
+    counter = itertools.count()
 
     async def send_batch(due):
         events = [
