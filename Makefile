@@ -20,7 +20,7 @@ MOLECULE_JOBS ?= 2
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs postgresql monitoring
 
-.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs loadtest endpoints first-steps post-event test test-build test-checks lint unit integration \
+.PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs loadtest endpoints first-steps post-event test test-scenarios test-services test-checks lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills alert-drills bench lab-memory clean
 
 help: ## List the targets
@@ -97,15 +97,19 @@ post-event: ## Post one event to the lab through nginx with its API key (read fr
 	@$(LAB_ENV) $(BIN)/python scripts/first_event.py
 
 test: host venv ## The test suite (what CI runs)
-	@# Two lanes, their lines interleaved: the base image, the artifacts (on a fresh machine the SeaweedFS build alone
-	@# takes 8 minutes) and the services' tests, which need them; beside them lint and the unit tests, which need none.
-	@$(MAKE) --no-print-directory -j2 --output-sync=line test-build test-checks
-	@$(MAKE) --no-print-directory molecule audit-matrix
+	@# Two lanes, their lines interleaved. Lane 1: the base image and the artifacts (on a fresh machine the SeaweedFS
+	@# build alone takes 8 minutes), then the role scenarios, two at a time. Lane 2 beside it: lint and the unit tests,
+	@# then (once the artifacts are there) the services' tests against real servers, which mostly wait on those servers
+	@# and so cost the scenarios little. audit-matrix reads what the scenarios wrote.
+	@$(MAKE) --no-print-directory -j3 --output-sync=line test-scenarios test-services
+	@$(MAKE) --no-print-directory audit-matrix
 	@echo "==> make test: all stages passed"
 
-test-build:  # lane 1 of make test: the base image, the artifacts, then the services' tests against real servers
-	@$(MAKE) --no-print-directory -j1 image artifacts integration
-test-checks:  # lane 2 of make test: lint, then the unit tests
+test-scenarios: image artifacts  # lane 1 of make test: the role scenarios once the image and the artifacts are built
+	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)
+test-services: test-checks artifacts  # lane 2 of make test: lint and the unit tests, then the services' tests
+	@bash scripts/test-apps.sh
+test-checks:  # lint, then the unit tests (one at a time: each keeps a core busy)
 	@$(MAKE) --no-print-directory -j1 lint unit
 
 audit-matrix: venv ## Per audit control: where make test saw it fail (the insecure twin) and pass (hardened scenarios)
