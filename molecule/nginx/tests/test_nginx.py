@@ -318,7 +318,8 @@ def test_a_change_of_the_api_waits_for_the_rollout_which_restarts_one_host_at_a_
 def test_a_host_that_does_not_come_back_stops_the_rollout_and_stays_out_of_nginx(client, batch):
     """api-a cannot start (a broken setting): the rollout stops at it, api-a stays marked down in every nginx's upstream
     and marked for the rollout; api-b serves: untouched when the batches are of one host, and restarted, back in the
-    upstreams and no longer marked when it shared api-a's batch. Once api-a is mended the next run finishes."""
+    upstreams and no longer marked when it shared api-a's batch (a batch of both API hosts is an outage: refused,
+    nothing restarted, until rollout_allow_outage=true). Once api-a is mended the next run finishes."""
     edges = [lab_host("edge-a"), lab_host("edge-b")]
     api_a, api_b = lab_host("api-a"), lab_host("api-b")
     env = "/etc/analytics-platform/analytics-api.env"
@@ -326,11 +327,19 @@ def test_a_host_that_does_not_come_back_stops_the_rollout_and_stays_out_of_nginx
     for h in (api_a, api_b):
         h.run_expect([0], f"mkdir -p {os.path.dirname(PENDING)} && touch {PENDING}")
     api_a.run_expect([0], f"cp -p {env} {env}.saved && sed -i 's/^API_PORT=.*/API_PORT=not-a-port/' {env}")
+    settings = ("-e", "rollout_ready=live", "-e", "rollout_ready_timeout=12", "-e", f"rollout_batch={batch}")
     try:
-        r = ansible_playbook(
-            ROOT / "playbooks" / "rollout.yml",
-            *("-e", "rollout_ready=live", "-e", "rollout_ready_timeout=12", "-e", f"rollout_batch={batch}"),
-        )
+        if batch == 2:
+            # Both API hosts in one batch: an outage, refused before anything restarts unless the operator accepts it.
+            r = ansible_playbook(ROOT / "playbooks" / "rollout.yml", *settings)
+            assert r.returncode != 0, "a batch of every API host was not refused"
+            assert (
+                "rollout_batch=2 would restart the API on api-a, api-b in one batch: every API host behind nginx"
+                in " ".join(r.output.split())
+            ), r.output[-2000:]
+            assert api_pid("api-b") == b_before and "Restart the services" not in r.output
+            settings += ("-e", "rollout_allow_outage=true")
+        r = ansible_playbook(ROOT / "playbooks" / "rollout.yml", *settings)
         assert r.returncode != 0, "the rollout went on past a host that did not come back"
         assert "api-a: analytics-api did not answer its readiness check within 12 s" in " ".join(r.output.split())
         for edge_host in edges:
