@@ -19,6 +19,8 @@ MOLECULE_JOBS ?= 2
 # `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load); then the whole
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
 HEAVY_SCENARIOS ?= kafka seaweedfs postgresql monitoring
+# The Kafka version the kafka scenario's upgrade drill goes to and back from (built beside the pom's by test-heavy).
+KAFKA_UPGRADE_VERSION ?= 4.2.1
 
 .PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs loadtest endpoints first-steps post-event test test-scenarios test-services test-checks lint unit integration \
         molecule audit-matrix test-heavy site-again e2e audit drills alert-drills bench lab-memory clean
@@ -140,7 +142,9 @@ molecule: setup ## Role scenarios: make molecule SCENARIOS="kafka postgresql" MO
 	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)
 
 test-heavy: setup ## The heavy runs: the scenarios' fault drills, the event contract's long property run, then the whole platform (lab, e2e, site.yml again, audit, drills)
-	@AP_MOLECULE_MARKERS="drill or not drill" $(ANSIBLE_ENV) bash scripts/molecule.sh $(HEAVY_SCENARIOS)
+	@AP_KAFKA_EXTRA_VERSIONS=$(KAFKA_UPGRADE_VERSION) bash scripts/build-artifacts.sh
+	@AP_KAFKA_UPGRADE_VERSION=$(KAFKA_UPGRADE_VERSION) AP_MOLECULE_MARKERS="drill or not drill" $(ANSIBLE_ENV) \
+	  bash scripts/molecule.sh $(HEAVY_SCENARIOS)
 	@bash scripts/test-apps.sh --contract-heavy
 	@$(MAKE) --no-print-directory lab site-again audit drills
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fill the git-ignored artifacts/ folder with what the roles install in the lab, plus a SHA256SUMS file:
-#   kafka_2.13-<version>.tgz  Apache Kafka assembled from Maven Central (build/kafka/pom.xml), laid out like upstream
+#   kafka_2.13-<version>.tgz  Apache Kafka assembled from Maven Central (build/kafka/pom.xml), laid out like upstream;
+#                             also each version in AP_KAFKA_EXTRA_VERSIONS (the Kafka upgrade drill's target)
 #   jmx_prometheus_javaagent-<version>.jar  the Prometheus JMX exporter agent Kafka loads (roles/kafka's version)
 #   weed                      SeaweedFS built with `go install` at the pinned version
 #   wheelhouse/               wheels of every service in apps/ and their dependencies (lab hosts install with --no-index),
@@ -36,30 +37,39 @@ stamp() {
 }
 
 # --- Kafka ---------------------------------------------------------------------------------------------------------
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$AP_ROOT/build/kafka/pom.xml")
-kafka_tgz="kafka_2.13-$kafka_version.tgz"
-kafka_recipe=$(recipe_hash "$AP_ROOT/build/kafka/pom.xml" "$AP_ROOT"/build/kafka/config/* "$SELF")
-if fresh "$kafka_tgz" "$kafka_recipe"; then
-  step "Kafka $kafka_version: up to date"
-else
-  step "Kafka $kafka_version: resolving jars from Maven Central (log: $AP_CACHE/kafka-mvn.log)"
-  stage="$AP_CACHE/kafka-stage/kafka_2.13-$kafka_version"
+# The pom's version, and AP_KAFKA_EXTRA_VERSIONS (space-separated: the upgrade drill's target, make test-heavy) built
+# from the same pom with its kafka.version overridden.
+build_kafka() {  # version
+  local version=$1 tgz recipe stage
+  tgz="kafka_2.13-$version.tgz"
+  recipe=$(recipe_hash "$AP_ROOT/build/kafka/pom.xml" "$AP_ROOT"/build/kafka/config/* "$SELF")-$version
+  if fresh "$tgz" "$recipe"; then
+    step "Kafka $version: up to date"
+    return
+  fi
+  step "Kafka $version: resolving jars from Maven Central (log: $AP_CACHE/kafka-mvn.log)"
+  stage="$AP_CACHE/kafka-stage/kafka_2.13-$version"
   rm -rf "$AP_CACHE/kafka-stage" && mkdir -p "$stage/libs" "$stage/config"
-  run_logged "$AP_CACHE/kafka-mvn.log" "Maven download of Kafka $kafka_version" \
+  run_logged "$AP_CACHE/kafka-mvn.log" "Maven download of Kafka $version" \
     mvn -B -q -f "$AP_ROOT/build/kafka/pom.xml" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$stage/libs"
-  ls "$stage/libs"/kafka_2.13-*.jar "$stage/libs"/kafka-tools-*.jar "$stage/libs"/log4j-slf4j-impl-*.jar >/dev/null 2>&1 \
-    || die "Kafka assembly is missing kafka_2.13, kafka-tools or the log4j2 SLF4J binding"
+      -Dkafka.version="$version" -DincludeScope=runtime -DoutputDirectory="$stage/libs"
+  ls "$stage/libs/kafka_2.13-$version.jar" "$stage/libs/kafka-tools-$version.jar" "$stage/libs"/log4j-slf4j-impl-*.jar \
+    >/dev/null 2>&1 || die "Kafka $version assembly is missing kafka_2.13, kafka-tools or the log4j2 SLF4J binding"
   cp "$AP_ROOT"/build/kafka/config/* "$stage/config/"
-  echo "$kafka_version" >"$stage/VERSION"
+  echo "$version" >"$stage/VERSION"
   # Reproducible tarball: sorted names, fixed times and owners, no gzip timestamp.
   tar -C "$AP_CACHE/kafka-stage" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
-    -cf - "kafka_2.13-$kafka_version" | gzip -n >"$kafka_tgz.tmp"
-  mv "$kafka_tgz.tmp" "$kafka_tgz"
+    -cf - "kafka_2.13-$version" | gzip -n >"$tgz.tmp"
+  mv "$tgz.tmp" "$tgz"
   rm -rf "$AP_CACHE/kafka-stage"
-  stamp "$kafka_tgz" "$kafka_recipe"
-  step "Kafka $kafka_version: $kafka_tgz ($(du -h "$kafka_tgz" | cut -f1))"
-fi
+  stamp "$tgz" "$recipe"
+  step "Kafka $version: $tgz ($(du -h "$tgz" | cut -f1))"
+}
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$AP_ROOT/build/kafka/pom.xml")
+for v in $kafka_version ${AP_KAFKA_EXTRA_VERSIONS:-}; do
+  [[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "AP_KAFKA_EXTRA_VERSIONS: '$v' is not a Kafka version such as 4.2.1"
+  build_kafka "$v"
+done
 
 # --- The Prometheus JMX exporter agent (loaded into the Kafka JVM) ------------------------------------------------
 jmx_version=$(sed -n 's/^kafka_jmx_exporter_version: "\([^"]*\)".*/\1/p' "$AP_ROOT/roles/kafka/defaults/main.yml")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
+import os
+import re
+import shlex
 import threading
 import time
 import uuid
@@ -457,10 +461,17 @@ def test_partition_decrease_is_refused_and_changes_nothing(scenario_dir):
 
 
 # --- day 2: the rolling restart keeps the cluster writable and restarts one node at a time --------------------------
-@pytest.mark.drill
-def test_rolling_restart_one_node_at_a_time_under_load():
-    root = Path(__file__).resolve().parents[3]
-    before = {n: lab_host(n).run("systemctl show -p ActiveEnterTimestampMonotonic --value kafka").stdout for n in NODES}
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def started_at() -> dict[str, str]:
+    return {n: lab_host(n).run("systemctl show -p ActiveEnterTimestampMonotonic --value kafka").stdout for n in NODES}
+
+
+def under_load(run_play) -> tuple:
+    """Run run_play() while a producer writes to the topic (acks=all, idempotent) and a watcher counts the brokers
+    twice a second. Fails unless the play passed, every record was delivered without an error and is read back,
+    and no two brokers were ever down at once. Returns the play's result."""
     admin = AdminClient(admin_conf())
     fewest, stop = [3], threading.Event()
 
@@ -476,10 +487,7 @@ def test_rolling_restart_one_node_at_a_time_under_load():
     errors, delivered = [], []
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    play = threading.Thread(
-        target=lambda: delivered.append(ansible_playbook(root / "playbooks" / "kafka_rolling_restart.yml")),
-        daemon=True,
-    )
+    play = threading.Thread(target=lambda: delivered.append(run_play()), daemon=True)
     play.start()
     seq = 0
     while play.is_alive():
@@ -493,10 +501,125 @@ def test_rolling_restart_one_node_at_a_time_under_load():
     assert producer.flush(120) == 0
     assert errors == []
     assert fewest[0] >= 2, "more than one broker was down at once"
-    after = {n: lab_host(n).run("systemctl show -p ActiveEnterTimestampMonotonic --value kafka").stdout for n in NODES}
-    assert all(after[n] != before[n] for n in NODES), "every node was restarted"
     assert under_replicated(admin) == 0
     assert len(consume_all(admin_conf(), marker, seq)) == seq
+    return result
+
+
+@pytest.mark.drill
+def test_rolling_restart_one_node_at_a_time_under_load():
+    before = started_at()
+    under_load(lambda: ansible_playbook(ROOT / "playbooks" / "kafka_rolling_restart.yml"))
+    after = started_at()
+    assert all(after[n] != before[n] for n in NODES), "every node was restarted"
+
+
+# --- day 2: a Kafka upgrade, node by node under load; back again until metadata.version is raised -------------------
+UPGRADE_TO = os.environ.get("AP_KAFKA_UPGRADE_VERSION", "4.2.1")
+
+
+def process_versions(name: str) -> set[str]:
+    """The Kafka versions the running broker process said it runs when it started (its journal since this start:
+    what it runs, not what its link says)."""
+    h = lab_host(name)
+    out = h.run(
+        "journalctl -q -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value kafka)"
+        " | grep -F 'org.apache.kafka.common.utils.AppInfoParser'"
+    ).stdout
+    return set(re.findall(r"INFO Kafka version: ([0-9][^ ]*) ", out))
+
+
+def metadata_version() -> str:
+    """The cluster's finalized metadata.version (kafka-features describe on kafka-1, as the admin)."""
+    h = lab_host("kafka-1")
+    props = (
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nssl.truststore.type=PEM\n"
+        "ssl.truststore.location=/etc/analytics-platform/pki/ca.crt\nsasl.jaas.config=org.apache.kafka.common.security"
+        f'.scram.ScramLoginModule required username="admin" password="{lab_secret("kafka_admin")}";\n'
+    )
+    try:
+        h.run_expect([0], f"umask 077 && printf '%b' {shlex.quote(props)} > /root/features.properties")
+        out = h.run(
+            "java -cp '/opt/kafka/current/libs/*' org.apache.kafka.tools.FeatureCommand --bootstrap-server kafka-1:9092"
+            " --command-config /root/features.properties describe"
+        ).stdout
+    finally:
+        h.run("rm -f /root/features.properties")
+    m = re.search(r"Feature: metadata[.]version\s.*FinalizedVersionLevel: ([0-9][^\s]*)", out)
+    assert m, f"kafka-features describe printed no metadata.version: {out[:500]}"
+    return m.group(1)
+
+
+def task_statuses(output: str, task: str) -> list[str]:
+    """The result lines (ok, changed, skipping, ...) of the task called `task` in a playbook run's output."""
+    out, inside = [], False
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            inside = line.split(" : ", 1)[-1].rstrip("* ").rstrip("]") == task
+        elif inside and re.match(r"^(ok|changed|skipping|fatal|failed): ", line):
+            out.append(line.split(":", 1)[0])
+    return out
+
+
+def converge_with(version: str, scenario: Path):
+    return ansible_playbook(scenario / "converge.yml", "-e", f"kafka_version={version}")
+
+
+@pytest.mark.drill
+def test_a_kafka_upgrade_rolls_node_by_node_under_load_and_goes_back_until_metadata_version_is_raised(scenario_dir):
+    """site.yml's kafka role with a new kafka_version: each node switches to it at its own restart (one at a time,
+    the cluster healed in between) while a producer writes; metadata.version stays, so the old version comes back the
+    same way. playbooks/kafka_features.yml then raises metadata.version to the new release (once; again: no change),
+    after which the role refuses the old version and changes nothing."""
+    tgz = ROOT / "artifacts" / f"kafka_2.13-{UPGRADE_TO}.tgz"
+    assert tgz.exists(), f"{tgz} is missing: AP_KAFKA_EXTRA_VERSIONS={UPGRADE_TO} make artifacts (make test-heavy does)"
+    (old,) = process_versions("kafka-1")
+    assert old != UPGRADE_TO
+    release = ".".join(UPGRADE_TO.split(".")[:2])
+    metadata_before = metadata_version()
+    assert not metadata_before.startswith(release), metadata_before
+
+    for version in (UPGRADE_TO, old):
+        before = started_at()
+        r = under_load(lambda v=version: converge_with(v, scenario_dir))
+        after = started_at()
+        assert all(after[n] != before[n] for n in NODES), f"not every node was restarted for {version}"
+        for n in NODES:
+            assert process_versions(n) == {version}, f"{n} runs {process_versions(n)}, not {version}"
+        assert metadata_version() == metadata_before, "a version change moved metadata.version"
+        # Node by node: each restart came after the previous node was back (the rolling restart's own gate).
+        ordered = sorted(after.values(), key=int)
+        assert all(int(b) - int(a) > 5_000_000 for a, b in itertools.pairwise(ordered)), after
+        # No link changed under a running broker: each node switched at its own turn, just before its restart.
+        assert set(task_statuses(r.stdout, "Point the current version at it")) == {"skipping"}, r.stdout[-3000:]
+        for n in NODES:
+            assert task_statuses(r.stdout, f"Point at kafka_version the node that restarts next, {n}") == ["changed"]
+
+    r = converge_with(UPGRADE_TO, scenario_dir)
+    assert r.returncode == 0, r.output[-2000:]
+    features = ROOT / "playbooks" / "kafka_features.yml"
+    r = ansible_playbook(features, "-e", f"kafka_release_version={release}", "--check")
+    assert r.returncode == 0, r.output[-2000:]
+    assert f"would raise metadata.version from {metadata_before} to release {release}" in r.stdout
+    assert metadata_version() == metadata_before, "--check raised metadata.version"
+    r = ansible_playbook(features, "-e", f"kafka_release_version={release}")
+    assert r.returncode == 0, r.output[-2000:]
+    raised = metadata_version()
+    assert raised.split("-")[0] == release, raised
+    r = ansible_playbook(features, "-e", f"kafka_release_version={release}")
+    assert r.returncode == 0 and not re.search(r"changed=[1-9]", r.stdout), r.output[-2000:]
+
+    r = converge_with(old, scenario_dir)
+    assert r.returncode != 0, "the role installed a version older than the cluster's metadata.version"
+    assert (
+        f"kafka_version {old} cannot run this cluster: its metadata.version is {raised} (raised by "
+        f"playbooks/kafka_features.yml), which needs Kafka {release} or newer" in " ".join(r.output.split())
+    ), r.output[-2000:]
+    for n in NODES:
+        assert process_versions(n) == {UPGRADE_TO}
+        assert lab_host(n).run("readlink /opt/kafka/current").stdout.strip().endswith(UPGRADE_TO)
+    r = ansible_playbook(features, "-e", f"kafka_release_version={'.'.join(old.split('.')[:2])}")
+    assert r.returncode != 0 and "lowering it is refused" in " ".join(r.output.split()), r.output[-2000:]
 
 
 # --- durability under the loss of a zone (last: it stops and restarts a broker) -------------------------------------
