@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import socket
 import ssl
+import time
 import uuid
 from urllib.parse import urlparse
 
@@ -67,15 +68,24 @@ class Tracker:
         self.buckets.append(name)
         return name
 
-    def _purge(self, bucket: str, prefix: str) -> None:
-        paginator = self.admin.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                self.admin.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-        # A store without versioning lists objects only (and may not list versions at all).
-        for page in self.admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for o in page.get("Contents", []):
-                self.admin.delete_object(Bucket=bucket, Key=o["Key"])
+    def _purge(self, bucket: str, prefix: str, rounds: int = 5) -> None:
+        """Delete every version and delete marker under prefix, then every object a plain listing still shows (a
+        store without versioning lists objects only). On a versioned bucket that second delete adds a delete marker
+        when the listing still showed an object whose versions were just removed (SeaweedFS under load), so rounds
+        repeat until one finds nothing."""
+        for n in range(rounds):
+            found = False
+            for page in self.admin.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    self.admin.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+                    found = True
+            for page in self.admin.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    self.admin.delete_object(Bucket=bucket, Key=o["Key"])
+                    found = True
+            if not found:
+                return
+            time.sleep(0.2 * (n + 1))
 
     def cleanup(self) -> list[str]:
         """Remove everything; returns what could not be removed (empty when the store is as it was)."""
