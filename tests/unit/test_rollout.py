@@ -44,16 +44,13 @@ all:
 """
 
 
-@pytest.mark.parametrize(
-    ("batch", "zone_b", "refused"),
-    [("2", "zone-b", "api-a, api-b"), ("100%", "zone-b", "api-a, api-b"), ("zone", "zone-a", "api-a, api-b")],
-)
-def test_a_batch_of_every_api_host_is_refused_before_anything_restarts(playbook, tmp_path, batch, zone_b, refused):
+@pytest.mark.parametrize(("batch", "zone_b"), [("2", "zone-b"), ("100%", "zone-b"), ("zone", "zone-a")])
+def test_a_batch_of_every_api_host_is_refused_before_anything_restarts(playbook, tmp_path, batch, zone_b):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(OUTAGE_INVENTORY.replace("ZONE", zone_b))
     settings = ("-e", "rollout_all=true", "-e", f"rollout_batch={batch}")
     r = playbook(inventory, ROOT / "playbooks" / "rollout.yml", *settings)
     assert r.returncode != 0, r.output[-2000:]
     out = " ".join(r.output.split())
-    assert f"rollout_batch={batch} would restart the API on {refused} in one batch" in out, r.output[-2000:]
+    assert f"rollout_batch={batch} would restart the API on api-a, api-b in one batch" in out, r.output[-2000:]
     assert "Restart them, a batch of hosts at a time" not in r.output
