@@ -18,12 +18,12 @@ SCENARIOS   ?= postgresql monitoring kafka nginx security insecure services fres
 MOLECULE_JOBS ?= 2
 # `make test-heavy`: the role scenarios with their fault drills (zone loss, rolling restart under load); then the whole
 # platform: make lab (with the e2e check), site.yml again (nothing may change), the audit.
-HEAVY_SCENARIOS ?= kafka seaweedfs postgresql monitoring
+HEAVY_SCENARIOS ?= kafka seaweedfs postgresql monitoring bento
 # The Kafka version the kafka scenario's upgrade drill goes to and back from (built beside the pom's by test-heavy).
 KAFKA_UPGRADE_VERSION ?= 4.2.1
 
 .PHONY: help host venv image artifacts setup lab lab-secrets lab-up lab-down site lab-receiver alerts logs loadtest endpoints first-steps post-event test test-scenarios test-services test-checks lint unit integration \
-        molecule audit-matrix test-heavy site-again e2e audit drills alert-drills bench lab-memory clean
+        molecule audit-matrix test-bento test-heavy site-again e2e audit drills alert-drills bench lab-memory clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -135,14 +135,19 @@ unit: venv ## Unit tests: plugins, modules and filters (plain Python)
 integration: setup ## Service tests against real Kafka, PostgreSQL and SeaweedFS started by the fixtures
 	@bash scripts/test-apps.sh
 
-bench: setup ## Throughput of the API, the sink and the writer against real servers (docs/benchmarks.md)
+bench: setup ## Throughput of the API, the sink and the writer against real servers, beside their peers (docs/benchmarks.md)
+	@AP_BUILD_BENTO=1 bash scripts/build-artifacts.sh
 	@bash scripts/test-apps.sh --bench $(BENCH_ARGS)
+
+test-bento: setup ## Bento run for real (its scenario: Kafka SASL_SSL in, PostgreSQL TLS out); builds Bento once (~10 min)
+	@AP_BUILD_BENTO=1 bash scripts/build-artifacts.sh
+	@AP_MOLECULE_JOBS=1 $(ANSIBLE_ENV) bash scripts/molecule.sh bento
 
 molecule: setup ## Role scenarios: make molecule SCENARIOS="kafka postgresql" MOLECULE_JOBS=1
 	@AP_MOLECULE_JOBS=$(MOLECULE_JOBS) $(ANSIBLE_ENV) bash scripts/molecule.sh $(SCENARIOS)
 
 test-heavy: setup ## The heavy runs: the scenarios' fault drills, the event contract's long property run, then the whole platform (lab, e2e, site.yml again, audit, drills)
-	@AP_KAFKA_EXTRA_VERSIONS=$(KAFKA_UPGRADE_VERSION) bash scripts/build-artifacts.sh
+	@AP_KAFKA_EXTRA_VERSIONS=$(KAFKA_UPGRADE_VERSION) AP_BUILD_BENTO=1 bash scripts/build-artifacts.sh
 	@AP_KAFKA_UPGRADE_VERSION=$(KAFKA_UPGRADE_VERSION) AP_MOLECULE_MARKERS="drill or not drill" $(ANSIBLE_ENV) \
 	  bash scripts/molecule.sh $(HEAVY_SCENARIOS)
 	@bash scripts/test-apps.sh --contract-heavy

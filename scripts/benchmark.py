@@ -13,7 +13,10 @@ What is measured (docs/benchmarks.md keeps the numbers, with the date and the ma
   - the sink's write strategy alone: COPY into a temporary table then one INSERT ... ON CONFLICT (what pg_sink does)
     against row-by-row INSERT ... ON CONFLICT, the same rows, the same transaction size;
   - the sink and the writer end to end: events already in Kafka until they are rows in PostgreSQL or in the Delta
-    table (consumed, written, offsets committed).
+    table (consumed, written, offsets committed);
+  - Bento, the guide's Kafka -> PostgreSQL processor, end to end on the same kind of rows into the same table, with the
+    bento role's own pipeline (its template rendered here) and the binary built by scripts/build-artifacts.sh
+    (AP_BUILD_BENTO=1: make bench builds it).
 The client, the servers and the service share the machine's cores: the numbers are a floor for a real deployment.
 """
 
@@ -324,7 +327,8 @@ def run_until(consumer, counted, n: int, timeout: float = 600) -> tuple[float, f
             if first_at is None and got > 0:
                 first_at, first_rows = time.perf_counter(), got
             if time.time() > deadline or not t.is_alive():
-                raise RuntimeError(f"{type(consumer).__name__}: {got} of {n} rows after {timeout} s")
+                why = getattr(consumer, "failure", None) or f"after {timeout} s"
+                raise RuntimeError(f"{type(consumer).__name__}: {got} of {n} rows {why}")
             time.sleep(0.2)
         end = time.perf_counter()
         if first_at is None or end - first_at < 0.5:  # everything arrived in one step: no steady state to measure
@@ -333,6 +337,17 @@ def run_until(consumer, counted, n: int, timeout: float = 600) -> tuple[float, f
     finally:
         consumer.stop()
         t.join(60)
+
+
+def postgres_sink_role(postgres: Postgres) -> str:
+    """(Re)create the sink's login role with what the postgresql role grants it; returns its new password."""
+    password = uuid.uuid4().hex
+    with psycopg.connect(postgres.dsn(), autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_roles WHERE rolname = 'analytics_sink'").fetchone()
+        c.execute(f"{'ALTER' if exists else 'CREATE'} ROLE analytics_sink LOGIN PASSWORD '{password}'")
+        for grant in sink_grants():  # what the postgresql role grants the sink
+            c.execute(grant)
+    return password
 
 
 SINK_END_TO_END = "pg_sink end to end (Kafka -> PostgreSQL, batches of 5000 or 1 s)"
@@ -344,12 +359,7 @@ def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[st
 
     marker = uuid.uuid4().hex
     fill_topic(kafka, n, marker)
-    password = uuid.uuid4().hex
-    with psycopg.connect(postgres.dsn(), autocommit=True) as c:
-        c.execute("DROP ROLE IF EXISTS analytics_sink")
-        c.execute(f"CREATE ROLE analytics_sink LOGIN PASSWORD '{password}'")
-        for grant in sink_grants():  # what the postgresql role grants the sink
-            c.execute(grant)
+    password = postgres_sink_role(postgres)
     env = {
         **kafka.env("PGSINK_", "pg-sink"),
         "PGSINK_GROUP": group,
@@ -370,6 +380,99 @@ def bench_sink(kafka: Kafka, postgres: Postgres, n: int, group: str) -> tuple[st
     conn.close()
     return (
         SINK_END_TO_END,
+        f"{per_second:,.0f} rows/s",
+        f"{n} events already in Kafka; first rows after {startup:.1f} s (group join), then this rate",
+    )
+
+
+BENTO = Path(__file__).resolve().parent.parent / "artifacts" / "bento"
+BENTO_PIPELINE = Path(__file__).resolve().parent.parent / "roles" / "bento" / "templates" / "bento.yaml.j2"
+
+
+def bento_pipeline(kafka: Kafka, postgres: Postgres, folder: Path, group: str, batch: int) -> Path:
+    """The bento role's own pipeline (its template), pointed at this run's servers."""
+    import jinja2
+
+    # A YAML template: escaping is for HTML and XML only (none here).
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "xml"), default_for_string=False),
+    )
+    env.filters["to_json"] = json.dumps
+    text = env.from_string(BENTO_PIPELINE.read_text()).render(
+        ansible_managed="rendered by scripts/benchmark.py",
+        inventory_hostname="bench",
+        zone="",
+        bento_http_port=free_port(),
+        pki_cert_path=str(kafka.pki["cert"]),
+        pki_key_path=str(kafka.pki["key"]),
+        pki_ca_path=str(kafka.pki["ca"]),
+        bento_log_level="WARN",
+        bento_kafka_bootstrap=[kafka.bootstrap],
+        bento_kafka_topic="analytics-events",
+        bento_kafka_group=group,
+        bento_kafka_username="pg-sink",  # the sinks' rights (the fixture has no bento user)
+        bento_checkpoint_limit=1024,
+        bento_dlq_topic="analytics-events-dlq",
+        bento_pg_user="analytics_sink",
+        bento_pg_host="127.0.0.1",
+        bento_pg_port=postgres.port,
+        bento_pg_database="analytics",
+        bento_batch_count=batch,
+        bento_batch_period="1s",
+        bento_max_age_days=90,  # the role's defaults
+        bento_max_future_hours=24,
+    )
+    path = folder / f"{group}.yaml"
+    path.write_text(text)
+    return path
+
+
+class BentoProcess:
+    """The Bento binary as a consumer for run_until: run() blocks until stop()."""
+
+    def __init__(self, pipeline: Path, env: dict, log: Path):
+        self.pipeline, self.env, self.log, self.proc = pipeline, env, log, None
+        self.failure = None  # why it ended on its own: its exit code and the end of its log
+
+    def run(self) -> None:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(BENTO), "-c", str(self.pipeline)], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+            code = self.proc.wait()
+        if code and code > 0:
+            self.failure = f"(bento exited {code}: {self.log.read_text()[-1500:]})"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+def bench_bento(kafka: Kafka, postgres: Postgres, folder: Path, n: int, group: str, batch: int) -> tuple[str, str, str]:
+    """Bento (the guide's Kafka -> PostgreSQL processor, the bento role's pipeline) on the same kind of rows as
+    pg_sink, from a full topic into the same table as the sink's role."""
+    if not BENTO.exists():
+        raise RuntimeError(f"no Bento binary at {BENTO}: AP_BUILD_BENTO=1 scripts/build-artifacts.sh (make bench does)")
+    marker = uuid.uuid4().hex
+    fill_topic(kafka, n, marker)
+    password = postgres_sink_role(postgres)
+    env = {"PATH": os.environ["PATH"], "KAFKA_PASSWORD": kafka.passwords["pg-sink"], "PG_PASSWORD": password}
+    conn = psycopg.connect(postgres.dsn(), autocommit=True)
+
+    def counted():
+        q = "SELECT count(*) FROM analytics_events WHERE properties->>'marker' = %s"
+        return conn.execute(q, (marker,)).fetchone()[0]
+
+    pipeline = bento_pipeline(kafka, postgres, folder, group, batch)
+    version = subprocess.run([str(BENTO), "--version"], capture_output=True, text=True, check=True).stdout.split()
+    version = next((w for w in version if w[:1].isdigit()), "?")
+    startup, per_second = run_until(BentoProcess(pipeline, env, folder / f"{group}.log"), counted, n)
+    conn.close()
+    return (
+        f"Bento {version} end to end (the bento role's pipeline: sql_insert, batches of {batch} or 1 s, 4 in flight)",
         f"{per_second:,.0f} rows/s",
         f"{n} events already in Kafka; first rows after {startup:.1f} s (group join), then this rate",
     )
@@ -432,6 +535,9 @@ def main() -> None:
     ap.add_argument(
         "--writer-batch", type=int, default=50000, help="delta_writer's DELTA_BATCH_ROWS (default 50000, the default)"
     )
+    ap.add_argument(
+        "--bento-batch", type=int, default=500, help="Bento's batch count (default 500, the bento role's default)"
+    )
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the API and its peer (default 3)")
     ap.add_argument("--no-peer", action="store_true", help="measure the API without the express + kafkajs peer")
     ap.add_argument(
@@ -441,24 +547,24 @@ def main() -> None:
     )
     ap.add_argument(
         "--only",
-        choices=["api", "write", "sink", "writer"],
+        choices=["api", "write", "sink", "bento", "writer"],
         action="append",
         help="run only these measurements (repeatable)",
     )
     a = ap.parse_args()
-    only = set(a.only or ["api", "write", "sink", "writer"])
+    only = set(a.only or ["api", "write", "sink", "bento", "writer"])
     folder = Path(tempfile.mkdtemp(prefix="ap-bench-"))
     for sub in ("pki", "kafka", "weed"):
         (folder / sub).mkdir()
     pki = make_pki(folder / "pki")
     kafka, weed = Kafka(folder / "kafka", pki), SeaweedFS(folder / "weed", pki)
-    postgres = Postgres(dict(pki)) if only & {"write", "sink"} else None  # its folder is made at once
+    postgres = Postgres(dict(pki)) if only & {"write", "sink", "bento"} else None  # its folder is made at once
     rows: list[tuple[str, str, str]] = []
     try:
         print("==> starting Kafka, PostgreSQL and SeaweedFS", file=sys.stderr)
         kafka.start()
         kafka.setup_platform()
-        if only & {"write", "sink"}:
+        if only & {"write", "sink", "bento"}:
             postgres.start()
             postgres.create_database()
         if "writer" in only:
@@ -473,6 +579,10 @@ def main() -> None:
             ),
             ("write", lambda: bench_write_strategy(postgres, a.events, 5000)),
             ("sink", lambda: [bench_sink(kafka, postgres, a.events, f"pg-sink-bench-{run}")]),
+            (
+                "bento",
+                lambda: [bench_bento(kafka, postgres, folder, a.events, f"pg-sink-bento-bench-{run}", a.bento_batch)],
+            ),
             (
                 "writer",
                 lambda: [
@@ -489,12 +599,19 @@ def main() -> None:
                 rows += step()
         results = {r[0]: r[1] for r in rows}
         raw, sink = results.get(f"PostgreSQL write: {RAW_COPY}"), results.get(SINK_END_TO_END)
+        bento = next((v for k, v in results.items() if k.startswith("Bento ")), None)
+
+        def per_s(value: str) -> float:
+            return float(value.split()[0].replace(",", ""))
+
         if raw and sink:
-            ratio = float(sink.split()[0].replace(",", "")) / float(raw.split()[0].replace(",", ""))
+            ratio = per_s(sink) / per_s(raw)
             rows.append(("pg_sink end to end over the raw COPY", f"{ratio:.0%}", "same server, same run"))
+        if bento and sink:
+            rows.append(("pg_sink end to end over Bento", f"{per_s(sink) / per_s(bento):.2f}x", "same rows, same run"))
     finally:
         kafka.stop()
-        if only & {"write", "sink"}:
+        if only & {"write", "sink", "bento"}:
             postgres.cleanup()
         weed.stop()
         shutil.rmtree(folder, ignore_errors=True)

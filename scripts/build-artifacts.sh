@@ -3,17 +3,20 @@
 #   kafka_2.13-<version>.tgz  Apache Kafka assembled from Maven Central (build/kafka/pom.xml), laid out like upstream;
 #                             also each version in AP_KAFKA_EXTRA_VERSIONS (the Kafka upgrade drill's target)
 #   jmx_prometheus_javaagent-<version>.jar  the Prometheus JMX exporter agent Kafka loads (roles/kafka's version)
-#   weed                      SeaweedFS built with `go install` at the pinned version
+#   weed                      SeaweedFS built from its Go module at the pinned version
 #   wheelhouse/               wheels of every service in apps/ and their dependencies (lab hosts install with --no-index),
 #                             and <service>.wheels: the wheels each service needs
-# Bento is not built: the Go module proxy refused v1.20.0 on 2026-11-29 (docs/components.md); the bento role takes a
-# user-supplied binary instead.
+#   bento                     Bento (the guide's Kafka -> PostgreSQL processor) built from its Go module at the pinned
+#                             version, only with AP_BUILD_BENTO=1 (make test-bento, make bench, make test-heavy): about
+#                             7 minutes on 2 cores the first time, so make test does not wait for it
 # Re-runnable: a piece whose recipe is unchanged and whose checksum still verifies is skipped.
 source "$(dirname "$0")/lib.sh"
 SELF="$AP_ROOT/scripts/$(basename "$0")"
 
 SEAWEEDFS_MODULE=github.com/seaweedfs/seaweedfs/weed
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+BENTO_MODULE=github.com/warpstreamlabs/bento
+BENTO_VERSION=v1.20.0
 
 mkdir -p "$AP_ARTIFACTS" "$AP_CACHE/stamps"
 cd "$AP_ARTIFACTS" || die "cannot enter $AP_ARTIFACTS"
@@ -86,23 +89,43 @@ else
   step "JMX exporter agent $jmx_version: $jmx_jar"
 fi
 
+# go_build NAME LABEL MODULE@VERSION PACKAGE LDFLAGS: download that exact module archive and build PACKAGE inside it
+# as the main module, statically, into artifacts/NAME (log: $AP_CACHE/NAME-go.log). Not `go install pkg@version`: it
+# refuses a module whose go.mod carries replace directives (SeaweedFS), and it reads the module's version list, which
+# the proxy may refuse (Bento); the archive is the same pinned source, checked against the same checksum database.
+go_build() {
+  local name=$1 label=$2 modver=$3 pkg=$4 ldflags=$5 gobin="$AP_CACHE/gobin" log="$AP_CACHE/$1-go.log" src
+  mkdir -p "$gobin"
+  (cd "$AP_CACHE" && go mod download -json "$modver" >"$name-mod.json" 2>"$log") \
+    || { tail -n 5 "$log" >&2; die "Go module download of $label refused"; }
+  src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$AP_CACHE/$name-mod.json")
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS="-trimpath -mod=mod" run_logged "$log" "go build of $label" \
+    go build -ldflags="$ldflags" -o "$gobin/$name" "$pkg")
+  install -m 0755 "$gobin/$name" "$name.tmp" && mv "$name.tmp" "$name"
+}
+
 # --- SeaweedFS -----------------------------------------------------------------------------------------------------
 if fresh weed "$SEAWEEDFS_VERSION"; then
   step "SeaweedFS weed $SEAWEEDFS_VERSION: up to date"
 else
-  step "SeaweedFS weed: go install at $SEAWEEDFS_VERSION (several minutes on 2 cores; log: $AP_CACHE/weed-go.log)"
-  gobin="$AP_CACHE/gobin"
-  mkdir -p "$gobin"
-  # `go install weed@version` is refused because SeaweedFS's go.mod carries replace directives; build the
-  # downloaded module as the main module instead (same pinned source, same checksum database entry).
-  (cd "$AP_CACHE" && go mod download -json "${SEAWEEDFS_MODULE%/weed}@$SEAWEEDFS_VERSION" >weed-mod.json 2>"$AP_CACHE/weed-go.log") \
-    || { tail -n 5 "$AP_CACHE/weed-go.log" >&2; die "Go module download of SeaweedFS $SEAWEEDFS_VERSION refused"; }
-  src=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$AP_CACHE/weed-mod.json")
-  (cd "$src" && CGO_ENABLED=0 GOFLAGS="-trimpath -mod=mod" run_logged "$AP_CACHE/weed-go.log" \
-    "go build of SeaweedFS $SEAWEEDFS_VERSION" go build -ldflags="-s -w" -o "$gobin/weed" ./weed)
-  install -m 0755 "$gobin/weed" weed.tmp && mv weed.tmp weed
+  step "SeaweedFS weed: go build at $SEAWEEDFS_VERSION (several minutes on 2 cores; log: $AP_CACHE/weed-go.log)"
+  go_build weed "SeaweedFS $SEAWEEDFS_VERSION" "${SEAWEEDFS_MODULE%/weed}@$SEAWEEDFS_VERSION" ./weed "-s -w"
   stamp weed "$SEAWEEDFS_VERSION"
   step "SeaweedFS weed: $(./weed version 2>/dev/null | head -n1)"
+fi
+
+# --- Bento (AP_BUILD_BENTO=1) --------------------------------------------------------------------------------------
+# A bento already here stays listed in SHA256SUMS without the flag.
+if [ "${AP_BUILD_BENTO:-0}" = 1 ]; then
+  if fresh bento "$BENTO_VERSION"; then
+    step "Bento $BENTO_VERSION: up to date"
+  else
+    step "Bento: go build at $BENTO_VERSION (about 7 minutes on 2 cores the first time; log: $AP_CACHE/bento-go.log)"
+    go_build bento "Bento $BENTO_VERSION" "$BENTO_MODULE@$BENTO_VERSION" ./cmd/bento \
+      "-s -w -X main.Version=${BENTO_VERSION#v}"
+    stamp bento "$BENTO_VERSION"
+    step "Bento: $(./bento --version 2>/dev/null | head -n1)"
+  fi
 fi
 
 # --- Wheelhouse ----------------------------------------------------------------------------------------------------
@@ -146,7 +169,7 @@ fi
 
 # --- Checksums -----------------------------------------------------------------------------------------------------
 files=()
-for f in kafka_2.13-*.tgz jmx_prometheus_javaagent-*.jar weed; do [ -f "$f" ] && files+=("$f"); done
+for f in kafka_2.13-*.tgz jmx_prometheus_javaagent-*.jar weed bento; do [ -f "$f" ] && files+=("$f"); done
 [ -d wheelhouse ] && files+=(wheelhouse/*.whl)
 sha256sum -- "${files[@]}" >SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS
 step "Artifacts ready in $AP_ARTIFACTS (SHA256SUMS lists ${#files[@]} files)"

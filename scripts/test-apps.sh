@@ -23,7 +23,7 @@ if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "ok instal
 fi
 
 [ -d "$AP_ARTIFACTS/wheelhouse" ] || die "no wheelhouse in $AP_ARTIFACTS: run scripts/build-artifacts.sh"
-TEST_TOOLS=("pytest==9.2.0" "pytest-asyncio==1.5.0" "httpx==0.28.1" "hypothesis==6.170.15")
+TEST_TOOLS=("pytest==9.2.0" "pytest-asyncio==1.5.0" "httpx==0.28.1" "hypothesis==6.170.15" "jinja2==3.1.6")
 want=$( (cat "$AP_ARTIFACTS/wheelhouse/SHA256SUMS" "$AP_ROOT/apps/testing/pyproject.toml"; echo "${TEST_TOOLS[*]}") \
   | sha256sum | cut -c1-16)
 if [ "$(cat "$APPS_VENV/.stamp" 2>/dev/null)" != "$want" ]; then

@@ -7,9 +7,9 @@ on 127.0.0.1 only, on free ports, in a temporary folder, and is stopped at the e
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -93,9 +93,11 @@ class Kafka:
         }
 
     def home(self) -> Path:
-        (tgz,) = glob.glob(str(ARTIFACTS / "kafka_2.13-*.tgz")) or [None]
-        if tgz is None:
-            raise RuntimeError(f"no Kafka distribution in {ARTIFACTS}: run scripts/build-artifacts.sh")
+        # The pom's version: artifacts/ may also hold the upgrade drill's (AP_KAFKA_EXTRA_VERSIONS).
+        version = re.search(r"<kafka.version>([^<]+)</kafka.version>", (ROOT / "build/kafka/pom.xml").read_text())[1]
+        tgz = ARTIFACTS / f"kafka_2.13-{version}.tgz"
+        if not tgz.exists():
+            raise RuntimeError(f"no {tgz.name} in {ARTIFACTS}: run scripts/build-artifacts.sh")
         target = self.folder / "dist"
         if not target.exists():
             with tarfile.open(tgz) as t:
