@@ -195,17 +195,26 @@ def audit_endpoints(hostvars, hosts, port=None, scheme=None, var="ansible_host",
     return out
 
 
+SECRET_FIELDS = ("secret_key", "password")
+
+
 def audit_secrets(host_vars, names):
     """The secret values a host's variables hold, by name: {name: value} for each of `names` set to a non-empty string,
-    and {name['key']: value} for each entry of one set to a mapping (kafka_client_passwords, seaweedfs_s3_secret_keys,
-    minio_user_secrets). The audit looks for every one of them in processes, files and the journal."""
+    {name['key']: value} for each entry of one set to a mapping (kafka_client_passwords, seaweedfs_s3_secret_keys,
+    minio_user_secrets), and {name['key'].secret_key: value} for the secret of a mapping's entry that is itself a pair
+    (seaweedfs_s3_previous_credentials). The audit looks for every one of them in processes, files and the journal."""
     out = {}
     for name in names or []:
         value = (host_vars or {}).get(name)
         if isinstance(value, str) and value:
             out[name] = value
         elif isinstance(value, dict):
-            out.update({f"{name}['{k}']": v for k, v in value.items() if isinstance(v, str) and v})
+            for k, v in value.items():
+                if isinstance(v, str) and v:
+                    out[f"{name}['{k}']"] = v
+                elif isinstance(v, dict):
+                    fields = [f for f in SECRET_FIELDS if isinstance(v.get(f), str) and v[f]]
+                    out.update({f"{name}['{k}'].{f}": v[f] for f in fields})
     return out
 
 

@@ -27,8 +27,9 @@ CATALOGUE = {
         "severity": "critical",
         "groups": ["postgresql", "kafka", "seaweedfs", "minio", "grafana"],
         "remediation": "Set every credential from vault or the environment (the roles refuse known defaults in "
-        "preflight), then rotate the credential that was accepted; the audit tries the known default and weak logins "
-        "from outside and from an application host.",
+        "preflight), then rotate the credential that was accepted; the audit tries the known default and weak logins, "
+        "and the retired credentials of past rotations (audit_retired_credentials), from outside and from an "
+        "application host.",
     },
     "tls": {
         "title": "TLS for all services",

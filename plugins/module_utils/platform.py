@@ -229,7 +229,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         "SeaweedFS's S3 API",
         tls="s3",
         scheme="https",
-        secrets=("seaweedfs_jwt_key", "seaweedfs_s3_secret_keys"),
+        secrets=("seaweedfs_jwt_key", "seaweedfs_s3_secret_keys", "seaweedfs_s3_previous_credentials"),
     ),
     # MinIO's own metrics are on its API port, behind a bearer token (MINIO_PROMETHEUS_AUTH_TYPE=jwt): per node.
     "minio_api": Endpoint(

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 ---
 module: audit_logins
-short_description: Try the known default and weak logins on PostgreSQL, Kafka and S3 from where the task runs
+short_description: Try the known default, weak and retired logins on PostgreSQL, Kafka and S3 from where the task runs
 description:
   - The C(default_passwords) probe as an attacker runs it. Run it on the outside (vantage) host and on an application
     host, because a default password that pg_hba refuses from the database host itself may well work from the
@@ -56,6 +56,55 @@ options:
     type: list
     elements: dict
     default: []
+  retired_postgresql_logins:
+    description:
+      - Credentials that were rotated out (C(audit_retired_credentials)), tried like the default ones, each with
+        C(user), C(password) and C(db). Accepted, they fail the control like a default password; the evidence names
+        the user with C(retired), never the secret.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      user:
+        description: The login role.
+        type: str
+        required: true
+      password:
+        description: Its retired password.
+        type: str
+        required: true
+      db:
+        description: The database to log in to.
+        type: str
+        default: postgres
+  retired_kafka_logins:
+    description: Retired Kafka logins (SCRAM-SHA-512).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      user:
+        description: The SCRAM user.
+        type: str
+        required: true
+      password:
+        description: Its retired password.
+        type: str
+        required: true
+  retired_s3_credentials:
+    description: Retired S3 key pairs.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      access_key:
+        description: The retired access key.
+        type: str
+        required: true
+      secret_key:
+        description: Its secret key.
+        type: str
+        required: true
   timeout:
     description: Seconds per connection.
     type: float
@@ -126,10 +175,20 @@ def judge(host: str, component: str, vantage: str, tried: list[tuple[str, tuple[
         r = result("default_passwords", "error", f"{component}: no login to try", target, **ev)
     else:
         no_entry = sum(verdict == "no_entry" for _unused, (verdict, _unused2) in tried)
-        reason = f"{component} refuses the {len(tried)} default and weak logins tried from {vantage}"
+        retired = sum(who.startswith("retired ") for who, _unused in tried)
+        kinds = f"{len(tried) - retired} default and weak logins" + (f" and {retired} retired ones" if retired else "")
+        reason = f"{component} refuses the {kinds} tried from {vantage}"
         reason += f" ({no_entry} not allowed from here at all)" if no_entry else ""
         r = result("default_passwords", "pass", reason, target, **ev)
     return dict(r, host=host)
+
+
+def retired(fields: dict[str, bool]) -> dict:
+    """The argument spec of a list of retired logins: {field: secret?}; only the secret fields are no_log."""
+    options = {f: {"type": "str", "required": f != "db", "no_log": secret} for f, secret in fields.items()}
+    if "db" in options:
+        options["db"]["default"] = "postgres"
+    return {"type": "list", "elements": "dict", "default": [], "options": options}
 
 
 def main():
@@ -142,12 +201,24 @@ def main():
             "kafka_logins": {"type": "list", "elements": "dict", "default": [], "no_log": False},
             "s3": {"type": "list", "elements": "dict", "default": []},
             "s3_credentials": {"type": "list", "elements": "dict", "default": [], "no_log": False},
+            # Secrets, unlike the public defaults above: the passwords are masked in logs and never in the evidence
+            # (only they: masking the whole entries would mask every mention of the user names in the results too).
+            "retired_postgresql_logins": retired({"user": False, "password": True, "db": False}),
+            "retired_kafka_logins": retired({"user": False, "password": True}),
+            "retired_s3_credentials": retired({"access_key": False, "secret_key": True}),
             "timeout": {"type": "float", "default": 5},
         },
         supports_check_mode=True,
     )
     p = module.params
     t = p["timeout"]
+    # (label, login): the public defaults under their own names, the retired ones as "retired <name>".
+    pg_logins = [(lg["user"], lg) for lg in p["postgresql_logins"]]
+    pg_logins += [(f"retired {lg['user']}", lg) for lg in p["retired_postgresql_logins"]]
+    kafka_logins = [(lg["user"], lg) for lg in p["kafka_logins"]]
+    kafka_logins += [(f"retired {lg['user']}", lg) for lg in p["retired_kafka_logins"]]
+    s3_logins = [(c["access_key"], c) for c in p["s3_credentials"]]
+    s3_logins += [(f"retired {c['access_key']}", c) for c in p["retired_s3_credentials"]]
     services = [("postgresql", s.get("address") or s["host"], int(s.get("port", 5432)), s) for s in p["postgresql"]]
     services += [("kafka", b.get("address") or b["host"], int(b.get("port", 9092)), b) for b in p["kafka"]]
     for s in p["s3"]:
@@ -176,33 +247,33 @@ def main():
                 (
                     s["host"],
                     component,
-                    lg["user"],
+                    who,
                     wire.pg_login,
                     (address, port, lg["user"], lg["password"], lg.get("db", "postgres"), None, t),
                 )
-                for lg in p["postgresql_logins"]
+                for who, lg in pg_logins
             ]
         elif component == "kafka":
             jobs += [
                 (
                     s["host"],
                     component,
-                    lg["user"],
+                    who,
                     wire.kafka_login,
                     (address, port, lg["user"], lg["password"], None, "SCRAM-SHA-512", t),
                 )
-                for lg in p["kafka_logins"]
+                for who, lg in kafka_logins
             ]
         else:
             jobs += [
                 (
                     s["host"],
                     component,
-                    c["access_key"],
+                    who,
                     wire.s3_login,
                     (s["endpoint"], c["access_key"], c["secret_key"], None, "us-east-1", t),
                 )
-                for c in p["s3_credentials"]
+                for who, c in s3_logins
             ]
         if not any(j[0] == s["host"] and j[1] == component for j in jobs):
             out.append(judge(s["host"], component, p["vantage"], []))

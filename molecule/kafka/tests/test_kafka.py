@@ -404,12 +404,31 @@ def test_the_audit_passes_kafka_its_logins_tls_firewall_and_secrets():
             {"group": "kafka", "endpoint": "kafka_metrics", "service": "kafka_metrics"},
         ]
     }
-    r, results = run_audit(controls, "-e", json.dumps(endpoints))
+    # A password bento had before a rotation (never valid here): refused, so the control passes, counting it.
+    retired = {"audit_retired_credentials": {"kafka": [{"user": "bento", "password": "retired-" + uuid.uuid4().hex}]}}
+    r, results = run_audit(controls, "-e", json.dumps(endpoints), "-e", json.dumps(retired))
     assert_passes(results, controls)
     assert r.returncode == 0, r.output[-2000:]
     # The JMX exporter agent's HTTPS (Java's TLS server) was probed on every node, not only the brokers' listener.
     probed = {(e["host"], e["target"]) for e in results if e["control"] == "tls" and e["status"] == "pass"}
     assert {(n, "kafka_metrics:9404") for n in NODES} <= probed, probed
+    # Tried from inside (the firewall closes the brokers to the outside host, where no login is possible).
+    tried = [e for e in results if e["control"] == "default_passwords" and e["target"].endswith("(inside)")]
+    assert len(tried) == len(NODES) and all("and 1 retired ones" in e["reason"] for e in tried), tried
+
+
+def test_the_audit_fails_a_retired_password_that_still_works_without_showing_it():
+    """A rotation whose old password was never revoked (here: bento's current one listed as retired) fails
+    default_passwords on every broker (tried from inside: the firewall closes them to the outside host), naming the
+    user; the password is in neither the report nor the run's output."""
+    password = lab_secret("kafka_bento")
+    retired = {"audit_retired_credentials": {"kafka": [{"user": "bento", "password": password}]}}
+    r, results = run_audit(["default_passwords"], "-e", json.dumps(retired), name="audit-retired")
+    tried = [e for e in results if e["target"].startswith("kafka logins") and e["target"].endswith("(inside)")]
+    assert len(tried) == len(NODES), results
+    assert all(e["status"] == "fail" and "retired bento" in e["reason"] for e in tried), tried
+    assert r.returncode != 0
+    assert password not in json.dumps(results) and password not in r.output
 
 
 def test_kafka_user_rotates_only_when_the_password_changed():

@@ -4,6 +4,7 @@ healing, and bad input refused in preflight."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -14,9 +15,11 @@ from botocore.exceptions import ClientError
 from conftest import (
     address,
     ansible_module,
+    ansible_playbook,
     assert_passes,
     assert_refused,
     dashboard_metric_names,
+    ephemeral_dir,
     exposition_names,
     hostvars,
     http,
@@ -364,6 +367,109 @@ def test_zone_loss_keeps_reads_and_writes_then_heals():
     assert retry(lambda: s3("weed-c").get_object(Bucket="analytics", Key=k))["Body"].read() == b"after"
 
 
+def s3_pair(node: str, access_key: str, secret_key: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=f"https://{address(node)}:8333",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        verify=lab_ca(),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=5, read_timeout=15),
+    )
+
+
+def refused(client) -> str | None:
+    """The S3 error code a ListObjects with this client gets (None: it was accepted)."""
+    try:
+        client.list_objects_v2(Bucket="analytics", MaxKeys=1)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def converge_with(scenario_dir, extra: dict) -> None:
+    path = ephemeral_dir() / "rotation.json"
+    path.write_text(json.dumps(extra))
+    r = ansible_playbook(scenario_dir / "converge.yml", "-e", f"@{path}")
+    assert r.returncode == 0, r.output[-3000:]
+
+
+def retired_audit(old: tuple[str, str]) -> dict:
+    """The default_passwords probe with the old pair listed as retired, from the controller."""
+    out = ansible_module(
+        "analytics.platform.audit_logins",
+        {
+            "vantage": "controller",
+            "s3": [{"host": n, "endpoint": f"https://{address(n)}:8333"} for n in NODES],
+            "retired_s3_credentials": [{"access_key": old[0], "secret_key": old[1]}],
+        },
+    )
+    return {r["host"]: r for r in out["audit"]}
+
+
+def test_an_s3_key_rotates_with_an_overlap_and_the_old_pair_is_refused_at_the_end(scenario_dir):
+    """Rotation of the writer's key (docs/operations.md): the new pair under a new access key while the old one is still
+    accepted (a client using it sees no error, the gateways reload without a restart), then the old pair removed and
+    refused, which the audit's retired-credential probe confirms; finally back to the scenario's own pair."""
+    secrets = {i: lab_secret(f"s3_{i.replace('-', '_')}") for i in ("admin", "delta-dashboard", "backup", "pgbackrest")}
+    old = ("delta-writer", lab_secret("s3_delta_writer"))
+    new = ("delta-writer-r2", uuid.uuid4().hex)
+    pids = {n: lab_host(n).check_output("systemctl show -p MainPID --value weed-s3") for n in NODES}
+    errors, stop = [], threading.Event()
+
+    def old_client():  # a writer that has not moved yet, writing all along
+        c = s3_pair("weed-a", *old)
+        while not stop.is_set():
+            try:
+                c.put_object(Bucket="analytics", Key=f"rotation/{uuid.uuid4().hex}", Body=b"x")
+            except Exception as e:  # any failure counts: the overlap must keep the old pair working
+                errors.append(repr(e)[:200])
+            time.sleep(0.2)
+
+    t = threading.Thread(target=old_client, daemon=True)
+    t.start()
+    try:
+        converge_with(
+            scenario_dir,
+            {
+                "seaweedfs_s3_access_keys": {"delta-writer": new[0]},
+                "seaweedfs_s3_secret_keys": {**secrets, "delta-writer": new[1]},
+                "seaweedfs_s3_previous_credentials": {"delta-writer": {"access_key": old[0], "secret_key": old[1]}},
+            },
+        )
+        time.sleep(2)
+    finally:
+        stop.set()
+        t.join(30)
+    assert not errors, errors[:3]
+    for n in NODES:
+        assert refused(s3_pair(n, *new)) is None and refused(s3_pair(n, *old)) is None, n
+    assert {n: lab_host(n).check_output("systemctl show -p MainPID --value weed-s3") for n in NODES} == pids
+    overlap = retired_audit(old)
+    assert {r["status"] for r in overlap.values()} == {"fail"}, overlap
+    assert "retired delta-writer" in overlap["weed-a"]["reason"] and old[1] not in json.dumps(overlap)
+
+    try:
+        converge_with(
+            scenario_dir,
+            {
+                "seaweedfs_s3_access_keys": {"delta-writer": new[0]},
+                "seaweedfs_s3_secret_keys": {**secrets, "delta-writer": new[1]},
+            },
+        )
+        for n in NODES:
+            assert refused(s3_pair(n, *old)) == "InvalidAccessKeyId", n
+            assert refused(s3_pair(n, *new)) is None, n
+        after = retired_audit(old)
+        assert {r["status"] for r in after.values()} == {"pass"}, after
+        assert "1 retired" in after["weed-a"]["reason"]
+    finally:
+        converge_with(scenario_dir, {})  # the scenario's own pair again: the rotated one is refused now
+    assert refused(s3_pair("weed-b", *new)) == "InvalidAccessKeyId"
+    assert refused(s3_pair("weed-b", *old)) is None
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -371,6 +477,13 @@ def test_zone_loss_keeps_reads_and_writes_then_heals():
         ('{"zone": "zone-a"}', "all platform hosts are in one zone"),
         ('{"seaweedfs_s3_secret_keys": {"admin": "minioadmin"}}', "seaweedfs_s3_secret_keys must hold a 16+"),
         ('{"seaweedfs_jwt_key": "short"}', "seaweedfs_jwt_key must be 32+ characters"),
+        ('{"seaweedfs_s3_access_keys": {"nobody": "nobody-key"}}', "unknown: nobody"),
+        (
+            '{"seaweedfs_s3_previous_credentials": {"delta-writer": {"access_key": "delta-writer", "secret_key": "'
+            + "x" * 32
+            + '"}}}',
+            "no access key may be used twice, current or previous",
+        ),
         ('{"seaweedfs_binary_checksum": "sha256:' + "0" * 64 + '"}', "is missing or its sha256"),
     ],
 )
