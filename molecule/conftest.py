@@ -201,12 +201,13 @@ AUDIT = ROOT / "playbooks" / "audit.yml"
 
 
 def run_audit(
-    controls: list[str] | None = None, *args: str, name: str = "audit"
+    controls: list[str] | None = None, *args: str, name: str = "audit", keep: bool = True
 ) -> tuple[subprocess.CompletedProcess, list[dict]]:
     """playbooks/audit.yml against this scenario's hosts (only `controls` when given), as a user runs it; returns the
     run and the JSON report's results. The report is kept as reports/molecule/audit-<scenario>.json: make test's
     audit matrix (scripts/audit_matrix.py) reads every scenario's to show, per control, where it fails (the insecure
-    twin) and where it passes (the hardened scenarios)."""
+    twin) and where it passes (the hardened scenarios). keep=False for a run made to fail on purpose (a broken
+    setting): its report is not the scenario's proof, and would replace it."""
     dest = ephemeral_dir() / name
     extra = {"audit_report_dir": str(dest)}
     if controls is not None:
@@ -214,9 +215,10 @@ def run_audit(
     r = ansible_playbook(AUDIT, "-e", json.dumps(extra), *args)
     report = dest / "audit.json"
     assert report.is_file(), r.output[-3000:]
-    keep = ROOT / "reports" / "molecule" / f"audit-{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}.json"
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    keep.write_text(report.read_text())
+    if keep:
+        kept = ROOT / "reports" / "molecule" / f"audit-{os.environ.get('MOLECULE_SCENARIO_NAME', 'scenario')}.json"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(report.read_text())
     return r, json.loads(report.read_text())["results"]
 
 

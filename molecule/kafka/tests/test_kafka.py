@@ -423,7 +423,7 @@ def test_the_audit_fails_a_retired_password_that_still_works_without_showing_it(
     user; the password is in neither the report nor the run's output."""
     password = lab_secret("kafka_bento")
     retired = {"audit_retired_credentials": {"kafka": [{"user": "bento", "password": password}]}}
-    r, results = run_audit(["default_passwords"], "-e", json.dumps(retired), name="audit-retired")
+    r, results = run_audit(["default_passwords"], "-e", json.dumps(retired), name="audit-retired", keep=False)
     tried = [e for e in results if e["target"].startswith("kafka logins") and e["target"].endswith("(inside)")]
     assert len(tried) == len(NODES), results
     assert all(e["status"] == "fail" and "retired bento" in e["reason"] for e in tried), tried
