@@ -156,13 +156,22 @@ def test_records_outside_the_contract_go_to_the_dead_letters_and_do_not_jam_the_
 def test_restarts_under_load_lose_and_duplicate_nothing():
     marker = uuid.uuid4().hex
     events = [json.dumps(event(marker, i)).encode() for i in range(6000)]
-    producer = threading.Thread(target=produce, args=(events, 200))  # ~1,500 events/s for about 4 s
+    failures = []
+
+    def producing():  # ~1,500 events/s for about 4 s; a failure here would otherwise vanish with the thread
+        try:
+            produce(events, 200)
+        except Exception as e:  # reported by the test below, whatever it was
+            failures.append(repr(e))
+
+    producer = threading.Thread(target=producing)
     producer.start()
     host = lab_host(BENTO)
     for n in INSTANCES:
         time.sleep(1)
         assert host.run(f"systemctl kill --signal=SIGKILL bento@{n}").rc == 0  # no clean shutdown, no final commit
     producer.join(120)
+    assert not producer.is_alive() and not failures, failures or "the producer is still running"
     assert settled(marker, 6000, timeout=300) == (6000, 6000)
     for n in INSTANCES:
         assert wait_for(lambda n=n: host.service(f"bento@{n}").is_running, timeout=60), f"bento@{n} did not come back"
