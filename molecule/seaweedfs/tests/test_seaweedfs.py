@@ -484,6 +484,10 @@ def test_an_s3_key_rotates_with_an_overlap_and_the_old_pair_is_refused_at_the_en
             + '"}}}',
             "no access key may be used twice, current or previous",
         ),
+        (
+            '{"seaweedfs_s3_previous_credentials": {"delta-writer": {"secret_key": "' + "x" * 32 + '"}}}',
+            "each previous entry needs an access_key",
+        ),
         ('{"seaweedfs_binary_checksum": "sha256:' + "0" * 64 + '"}', "is missing or its sha256"),
     ],
 )
